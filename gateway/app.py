@@ -1,0 +1,65 @@
+"""The gateway's app factory: ``gunicorn 'gateway.app:create_app()'``."""
+
+from __future__ import annotations
+
+import logging
+
+import falcon
+
+from gateway.ops import Health, Index, Ready
+from gateway.routes import Dispatcher, send, wire
+from gateway.rpc import RpcPool
+from tracker.errors import envelope
+from tracker.plugins import discover
+from tracker.settings import get_settings
+
+log = logging.getLogger("gateway")
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, X-Worker-ID, X-Secret",
+}
+
+
+class Cors:
+    """OPTIONS on any path answers 200 (contract §1.1); every answer allows any origin."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.method == "OPTIONS":
+            resp.set_headers(CORS_HEADERS)
+            send(resp, 200, envelope(True))
+            resp.complete = True
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        resp.set_header("Access-Control-Allow-Origin", "*")
+
+
+_MESSAGES = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
+
+
+def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, params) -> None:
+    status = exc.status_code
+    for name, value in (exc.headers or {}).items():
+        resp.set_header(name, value)
+    send(resp, status, envelope(False, message=_MESSAGES.get(status) or exc.title or "Error"))
+
+
+def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params) -> None:
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    send(resp, 500, envelope(False, message="Internal error"))
+
+
+def create_app() -> falcon.App:
+    settings = get_settings()
+    pool = RpcPool(settings)
+    dispatcher = Dispatcher(settings, pool)
+    app = falcon.App(middleware=[Cors()])
+    app.req_options.auto_parse_qs_csv = False
+    app.add_route("/", Index(dispatcher))
+    app.add_route("/healthz", Health())
+    app.add_route("/readyz", Ready(settings))
+    wire(app, dispatcher, discover())
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    return app

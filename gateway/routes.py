@@ -1,0 +1,137 @@
+"""Generic wiring of every plugin's routes: one handler applies the contract's check order (§1.4).
+
+1 route match (Falcon) → 2 body size → 3 credentials present and well-formed → 4/5 path, query and
+body syntax → one RPC to the owning service, which does 6 existence → 7 permission → 8 rate limit
+→ 9 the operation, all in one transaction. When syntax fails and credentials were sent, the
+gateway first asks whether they are valid, so that 401 still wins over 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from functools import partial
+
+import falcon
+
+from gateway.inputs import (
+    SESSION_COOKIE,
+    credentials,
+    parse_json,
+    path_id,
+    query_params,
+    read_body,
+    validate_body,
+)
+from gateway.rpc import RpcPool
+from tracker.errors import ApiError
+from tracker.hashing import digest, new_session_token
+from tracker.plugins import Plugin
+from tracker.routing import Caller, Route, Session
+from tracker.settings import Settings
+
+IDENTIFY = ("worker_svc", "identify")  # resolves credentials alone (used only on the error path)
+PAUSED_MESSAGE = "A manager has paused you"
+
+
+def send(resp: falcon.Response, status: int, body: dict | None) -> None:
+    resp.status = status
+    if status == 204 or body is None:
+        resp.text = None
+        return
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps(body, ensure_ascii=False)
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, pool: RpcPool) -> None:
+        self.settings = settings
+        self.pool = pool
+
+    def check_credentials(self, req: falcon.Request) -> dict:
+        """For routes without an RPC of their own: worker headers, if sent, must be valid."""
+        caller = credentials(req)
+        if "worker_id" in caller:
+            answer = self.pool.call(*IDENTIFY, caller, {})
+            if answer["status"] != 200:
+                raise ApiError(answer["status"], answer["body"].get("message", "Unauthorized"))
+        return caller
+
+    def handle(self, service: str, route: Route, req: falcon.Request, resp: falcon.Response, **path) -> None:
+        try:
+            answer, token = self._dispatch(service, route, req, path)
+        except ApiError as exc:
+            answer, token = exc.as_reply(), None
+        send(resp, answer["status"], answer["body"])
+        if route.session is Session.OPEN and token and answer["status"] == 200:
+            resp.set_cookie(
+                SESSION_COOKIE, token, max_age=self.settings.session_lifetime, path="/",
+                http_only=True, secure=self.settings.secure_cookies, same_site="Lax",
+            )
+        elif route.session is Session.CLOSE:
+            resp.unset_cookie(SESSION_COOKIE, path="/")
+
+    def _dispatch(self, service: str, route: Route, req: falcon.Request, path: dict) -> tuple[dict, str | None]:
+        raw = read_body(req, self.settings.max_body_bytes)
+        caller = credentials(req)
+        if route.caller is Caller.WORKER and "worker_id" not in caller:
+            raise ApiError(401, "Worker credentials required")
+        if route.caller is Caller.MANAGER and "session_digest" not in caller:
+            raise ApiError(401, "Unauthorized")
+        try:
+            params = self._params(route, req, path, raw)
+        except ApiError as syntax_error:
+            self._credentials_before_syntax(route, caller)
+            raise syntax_error from None
+        token = None
+        if route.session is Session.CLOSE:
+            params["session_digest"] = caller.get("session_digest")
+        if route.session is Session.OPEN:
+            token = new_session_token()
+            params["new_session_digest"] = digest(token)
+            params["session_lifetime"] = self.settings.session_lifetime
+        return self.pool.call(service, route.rpc, caller, params), token
+
+    def _params(self, route: Route, req: falcon.Request, path: dict, raw: bytes) -> dict:
+        params: dict = {name: path_id(name, value) for name, value in path.items()}
+        params.update(query_params(req, route.query))
+        if route.raw_body:
+            params["raw_body"] = base64.b64encode(raw).decode("ascii")
+            params["headers"] = {k.lower(): v for k, v in req.headers.items()}
+        elif route.body is not None:
+            params.update(validate_body(route.body, parse_json(raw, route)))
+        return params
+
+    def _credentials_before_syntax(self, route: Route, caller: dict) -> None:
+        """401 (and a paused worker's 400 on task get) come before a syntax 400."""
+        if not caller:
+            return
+        answer = self.pool.call(*IDENTIFY, caller, {})
+        if answer["status"] != 200:
+            raise ApiError(answer["status"], answer["body"].get("message", "Unauthorized"))
+        who = answer["body"].get("content") or {}
+        if route.paused_first and who.get("worker_paused"):
+            raise ApiError(400, PAUSED_MESSAGE)
+        if route.caller is Caller.MANAGER and who.get("manager_id") is None:
+            raise ApiError(401, "Unauthorized")
+
+
+class RouteResource:
+    """All methods of one URI template; responders are attached per declared route."""
+
+
+def wire(app: falcon.App, dispatcher: Dispatcher, plugins: dict[str, Plugin]) -> list[tuple[str, Route]]:
+    by_path: dict[str, RouteResource] = defaultdict(RouteResource)
+    wired: list[tuple[str, Route]] = []
+    for plugin in plugins.values():
+        for route in plugin.route_list():
+            resource = by_path[route.path]
+            responder = f"on_{route.method.lower()}"
+            if hasattr(resource, responder):
+                raise RuntimeError(f"two plugins declare {route.method} {route.path}")
+            setattr(resource, responder, partial(dispatcher.handle, plugin.name, route))
+            wired.append((plugin.name, route))
+    for path, resource in by_path.items():
+        app.add_route(path, resource)
+    return wired

@@ -1,0 +1,48 @@
+"""nameko entrypoints of log_svc: worker log entries, stored and echoed to the service's own log."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from services.log_svc import store
+from tracker.errors import ok
+from tracker.service import endpoint
+from tracker.settings import get_settings
+
+LEVELS = {"error": 3, "warn": 4, "info": 5, "trace": 7}
+_PY_LEVEL = {3: logging.ERROR, 4: logging.WARNING, 5: logging.INFO, 7: logging.DEBUG}
+worker_log = logging.getLogger("worker")
+
+
+class LogService:
+    name = "log_svc"
+
+    def _store(self, conn, ident, params, level: int) -> dict:
+        worker = ident.require_worker()
+        data = json.dumps({"scope": params["scope"], "worker": worker})
+        store.add(conn, level, params["message"], params["timestamp"], data)
+        worker_log.log(_PY_LEVEL[level], "worker=%d scope=%s %s", worker, params["scope"], params["message"])
+        return ok()
+
+    @endpoint
+    def log_trace(self, conn, ident, params):
+        return self._store(conn, ident, params, LEVELS["trace"])
+
+    @endpoint
+    def log_info(self, conn, ident, params):
+        return self._store(conn, ident, params, LEVELS["info"])
+
+    @endpoint
+    def log_warn(self, conn, ident, params):
+        return self._store(conn, ident, params, LEVELS["warn"])
+
+    @endpoint
+    def log_error(self, conn, ident, params):
+        return self._store(conn, ident, params, LEVELS["error"])
+
+    @endpoint
+    def query(self, conn, ident, params):
+        if not get_settings().public_logs:
+            ident.require_manager()
+        return ok({"logs": store.since(conn, params["level"], params["since"])})

@@ -1,0 +1,9 @@
+"""manager_svc plugin."""
+
+from tracker.plugins import Plugin
+
+PLUGIN = Plugin(
+    name="manager_svc",
+    service="services.manager_svc.service:ManagerService",
+    routes="services.manager_svc.routes:ROUTES",
+)

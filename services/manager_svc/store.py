@@ -1,0 +1,59 @@
+"""SQL of manager_svc (owns ``manager`` and ``manager_session``)."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Connection, delete, func, insert, select, text, update
+
+from tracker.schema import manager, manager_session
+
+PUBLIC = (manager.c.id, manager.c.username, manager.c.tracker_admin, manager.c.register_time)
+_FIRST_ADMIN_LOCK = 0x7474_0001  # serialises registrations so exactly one first admin exists
+
+
+def by_username(conn: Connection, username: str):
+    return conn.execute(select(*PUBLIC, manager.c.password_hash).where(manager.c.username == username)).first()
+
+
+def get(conn: Connection, manager_id: int) -> dict | None:
+    row = conn.execute(select(*PUBLIC).where(manager.c.id == manager_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def create(conn: Connection, username: str, password_hash: str, admin: bool | None = None) -> dict | None:
+    """None if the username is taken. ``admin=None``: admin iff this is the first manager ever."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FIRST_ADMIN_LOCK})
+    if by_username(conn, username) is not None:
+        return None
+    if admin is None:
+        admin = conn.execute(select(func.count()).select_from(manager)).scalar() == 0
+    row = conn.execute(
+        insert(manager)
+        .values(username=username, password_hash=password_hash, tracker_admin=admin,
+                register_time=int(time.time()))
+        .returning(*PUBLIC)
+    ).mappings().one()
+    return dict(row)
+
+
+def open_session(conn: Connection, manager_id: int, token_digest: str, lifetime: int) -> None:
+    conn.execute(
+        insert(manager_session).values(
+            token_digest=token_digest, manager_id=manager_id,
+            expires=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lifetime),
+        )
+    )
+    conn.execute(delete(manager_session).where(manager_session.c.expires < func.now()))
+
+
+def close_session(conn: Connection, token_digest: str) -> None:
+    conn.execute(delete(manager_session).where(manager_session.c.token_digest == token_digest))
+
+
+def list_all(conn: Connection) -> list[dict]:
+    return [dict(r) for r in conn.execute(select(*PUBLIC).order_by(manager.c.id)).mappings()]
+
+
+def set_admin(conn: Connection, manager_id: int, admin: bool) -> None:
+    conn.execute(update(manager).where(manager.c.id == manager_id).values(tracker_admin=admin))

@@ -1,0 +1,67 @@
+"""Request shapes of the project, access and role routes (contract §6.2, §6.4)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from tracker.fields import INT63_MAX, Id, Message, NonEmptyText, Rate, Text
+
+Priority = Annotated[int, Field(ge=0, le=(1 << 31) - 1)]
+Chain = Annotated[int, Field(ge=0, le=INT63_MAX)]
+
+
+class CreateProject(Message):
+    name: NonEmptyText
+    clone_url: Text = ""
+    git_repo: Text = ""
+    version: Text = ""
+    motd: Text = ""
+    priority: Priority = 0
+    public: bool = False
+    hidden: bool = False
+    chain: Chain = 0
+    assign_rate: Rate = 0.0
+    submit_rate: Rate = 0.0
+
+    @model_validator(mode="after")
+    def _visibility(self):
+        if self.public and self.hidden:
+            raise ValueError("invalid field 'hidden': a project cannot be both public and hidden")
+        return self
+
+
+class UpdateProject(Message):
+    """Partial: only the fields given change; the merged result is validated by the service."""
+
+    partial = True
+    name: NonEmptyText | None = None
+    clone_url: Text | None = None
+    git_repo: Text | None = None
+    version: Text | None = None
+    motd: Text | None = None
+    priority: Priority | None = None
+    public: bool | None = None
+    hidden: bool | None = None
+    chain: Chain | None = None
+    assign_rate: Rate | None = None
+    submit_rate: Rate | None = None
+    paused: bool | None = None
+
+
+class RequestAccess(Message):
+    project: Id
+    assign: bool = False
+    submit: bool = False
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not (self.assign or self.submit):
+            raise ValueError("invalid field 'assign': at least one of 'assign' and 'submit' must be true")
+        return self
+
+
+class SetRole(Message):
+    manager: Id
+    role: Annotated[int, Field(ge=0, le=31)]

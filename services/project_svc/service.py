@@ -1,0 +1,128 @@
+"""nameko entrypoints of project_svc: projects, worker access requests, manager roles."""
+
+from __future__ import annotations
+
+from services.project_svc import store
+from tracker.access import ROLE_ALL, ROLE_EDIT, ROLE_MANAGE_ACCESS, ProjectAccess, project_access
+from tracker.errors import ApiError, bad_request, conflict, not_found, ok
+from tracker.hashing import new_webhook_secret
+from tracker.service import endpoint
+from tracker.views import public_project
+
+
+def _require_role(acc: ProjectAccess, ident, bit: int, what: str) -> None:
+    if not acc.has_role(bit):
+        raise ident.denied(f"{what} role required on this project")
+
+
+class ProjectService:
+    name = "project_svc"
+
+    # --- projects ---------------------------------------------------------------------------
+    def _check_chain(self, conn, ident, chain: int, own_id: int | None) -> None:
+        """Stored-data validation of ``chain``: an existing other project the caller may EDIT."""
+        if chain == 0:
+            return
+        if chain == own_id or not store.exists_(conn, chain):
+            raise bad_request("invalid field 'chain': must be 0 or the id of another existing project")
+        if not project_access(conn, ident, chain).has_role(ROLE_EDIT):
+            raise ApiError(403, "EDIT role required on the chain target project")
+
+    @endpoint
+    def create(self, conn, ident, params):
+        manager_id = ident.require_manager()
+        if params["public"] and not ident.admin:
+            raise ApiError(403, "Only a tracker admin may create a public project")
+        self._check_chain(conn, ident, params["chain"], None)
+        project_id = store.create(conn, params, new_webhook_secret())
+        if project_id is None:
+            raise conflict("Project name already taken")
+        store.set_role(conn, manager_id, project_id, ROLE_ALL)
+        return ok({"id": project_id})
+
+    @endpoint
+    def get(self, conn, ident, params):
+        acc = project_access(conn, ident, params["id"])
+        if not acc.can_read:
+            raise ident.denied("You may not read this project")
+        return ok({"project": public_project(acc.project)})
+
+    @endpoint
+    def list_projects(self, conn, ident, params):
+        return ok({"projects": store.list_readable(conn, ident.manager_id, ident.admin)})
+
+    @endpoint
+    def update(self, conn, ident, params):
+        project_id = params.pop("id")
+        ident.require_manager()
+        acc = project_access(conn, ident, project_id, lock=True)
+        _require_role(acc, ident, ROLE_EDIT, "EDIT")
+        current = acc.project
+        merged = {**current, **params}
+        if merged["public"] and not current["public"] and not ident.admin:
+            raise ApiError(403, "Only a tracker admin may make a project public")
+        if merged["public"] and merged["hidden"]:
+            raise bad_request("invalid field 'hidden': a project cannot be both public and hidden")
+        if "chain" in params and params["chain"] != current["chain"]:
+            self._check_chain(conn, ident, params["chain"], project_id)
+        if "name" in params and store.name_taken(conn, params["name"], project_id):
+            raise conflict("Project name already taken")
+        store.update_fields(conn, project_id, params)
+        return ok()
+
+    # --- worker access ----------------------------------------------------------------------
+    @endpoint
+    def request_access(self, conn, ident, params):
+        worker_id = ident.require_worker()
+        if not store.exists_(conn, params["project"]):
+            raise not_found("Project not found")
+        if not store.add_request(conn, worker_id, params["project"], params["assign"], params["submit"]):
+            raise conflict("You already have a request or an access on this project")
+        return ok()
+
+    def _access_target(self, conn, ident, params) -> None:
+        """404 for an unknown project, worker or row, then 403 without MANAGE_ACCESS."""
+        ident.require_manager()
+        acc = project_access(conn, ident, params["id"])
+        if not store.worker_exists(conn, params["wid"]):
+            raise not_found("Worker not found")
+        if store.access_row(conn, params["wid"], params["id"]) is None:
+            raise not_found("No access request for this worker on this project")
+        _require_role(acc, ident, ROLE_MANAGE_ACCESS, "MANAGE_ACCESS")
+
+    @endpoint
+    def accept_request(self, conn, ident, params):
+        self._access_target(conn, ident, params)
+        store.grant(conn, params["wid"], params["id"])
+        return ok()
+
+    @endpoint
+    def reject_request(self, conn, ident, params):
+        self._access_target(conn, ident, params)
+        store.revoke(conn, params["wid"], params["id"])
+        return ok()
+
+    @endpoint
+    def access_list(self, conn, ident, params):
+        ident.require_manager()
+        acc = project_access(conn, ident, params["id"])
+        _require_role(acc, ident, ROLE_MANAGE_ACCESS, "MANAGE_ACCESS")
+        return ok({"accesses": store.access_list(conn, params["id"])})
+
+    # --- manager roles ----------------------------------------------------------------------
+    @endpoint
+    def managers_for_project(self, conn, ident, params):
+        ident.require_manager()
+        if not store.exists_(conn, params["id"]):
+            raise not_found("Project not found")
+        return ok({"managers": store.managers_with_role(conn, params["id"])})
+
+    @endpoint
+    def set_role(self, conn, ident, params):
+        ident.require_manager()
+        acc = project_access(conn, ident, params["id"])
+        if not store.manager_exists(conn, params["manager"]):
+            raise not_found("Manager not found")
+        _require_role(acc, ident, ROLE_MANAGE_ACCESS, "MANAGE_ACCESS")
+        store.set_role(conn, params["manager"], params["id"], params["role"])
+        return ok()

@@ -1,0 +1,119 @@
+"""SQL of project_svc (owns ``project``, ``worker_access`` and ``manager_role``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, exists, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert
+
+from tracker.schema import manager, manager_role, project, worker, worker_access
+from tracker.views import project_query
+
+
+def get(conn: Connection, project_id: int) -> dict | None:
+    row = conn.execute(project_query().where(project.c.id == project_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def exists_(conn: Connection, project_id: int) -> bool:
+    return conn.execute(select(exists().where(project.c.id == project_id))).scalar()
+
+
+def create(conn: Connection, values: dict, webhook_secret: str) -> int | None:
+    """None when the name is taken."""
+    return conn.execute(
+        insert(project).values(**values, webhook_secret=webhook_secret)
+        .on_conflict_do_nothing(index_elements=[project.c.name]).returning(project.c.id)
+    ).scalar()
+
+
+def name_taken(conn: Connection, name: str, other_than: int) -> bool:
+    return conn.execute(
+        select(exists().where(project.c.name == name, project.c.id != other_than))
+    ).scalar()
+
+
+def update_fields(conn: Connection, project_id: int, values: dict) -> None:
+    if values:
+        conn.execute(update(project).where(project.c.id == project_id).values(**values))
+
+
+def list_readable(conn: Connection, manager_id: int | None, admin: bool) -> list[dict]:
+    if admin:
+        visible = true()
+    elif manager_id is not None:
+        visible = or_(
+            project.c.hidden.is_(False),
+            exists().where(manager_role.c.project_id == project.c.id, manager_role.c.manager_id == manager_id,
+                           manager_role.c.role.op("&")(1) != 0),
+        )
+    else:
+        visible = project.c.hidden.is_(False)
+    rows = conn.execute(project_query().where(visible).order_by(project.c.name)).mappings()
+    return [dict(r) for r in rows]
+
+
+# --- manager roles ---------------------------------------------------------------------------
+def set_role(conn: Connection, manager_id: int, project_id: int, role: int) -> None:
+    if role == 0:
+        conn.execute(delete(manager_role).where(manager_role.c.manager_id == manager_id,
+                                                manager_role.c.project_id == project_id))
+        return
+    stmt = insert(manager_role).values(manager_id=manager_id, project_id=project_id, role=role)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["manager_id", "project_id"], set_={"role": role}))
+
+
+def managers_with_role(conn: Connection, project_id: int) -> list[dict]:
+    rows = conn.execute(
+        select(manager.c.id, manager.c.username, manager.c.tracker_admin, manager.c.register_time,
+               manager_role.c.role)
+        .join(manager_role, manager_role.c.manager_id == manager.c.id)
+        .where(manager_role.c.project_id == project_id, manager_role.c.role != 0)
+        .order_by(manager.c.id)
+    ).mappings()
+    return [{"manager": {k: r[k] for k in ("id", "username", "tracker_admin", "register_time")},
+             "role": r["role"]} for r in rows]
+
+
+def manager_exists(conn: Connection, manager_id: int) -> bool:
+    return conn.execute(select(exists().where(manager.c.id == manager_id))).scalar()
+
+
+# --- worker access ---------------------------------------------------------------------------
+def worker_exists(conn: Connection, worker_id: int) -> bool:
+    return conn.execute(select(exists().where(worker.c.id == worker_id))).scalar()
+
+
+def access_row(conn: Connection, worker_id: int, project_id: int):
+    return conn.execute(
+        select(worker_access).where(worker_access.c.worker_id == worker_id,
+                                    worker_access.c.project_id == project_id)
+    ).first()
+
+
+def add_request(conn: Connection, worker_id: int, project_id: int, assign: bool, submit: bool) -> bool:
+    """False if the worker already has a row (pending or granted) on the project."""
+    stmt = insert(worker_access).values(worker_id=worker_id, project_id=project_id, assign=assign,
+                                        submit=submit, request=True)
+    return conn.execute(stmt.on_conflict_do_nothing().returning(worker_access.c.worker_id)).first() is not None
+
+
+def grant(conn: Connection, worker_id: int, project_id: int) -> None:
+    conn.execute(update(worker_access).where(worker_access.c.worker_id == worker_id,
+                                             worker_access.c.project_id == project_id).values(request=False))
+
+
+def revoke(conn: Connection, worker_id: int, project_id: int) -> None:
+    conn.execute(delete(worker_access).where(worker_access.c.worker_id == worker_id,
+                                             worker_access.c.project_id == project_id))
+
+
+def access_list(conn: Connection, project_id: int) -> list[dict]:
+    rows = conn.execute(
+        select(worker.c.id, worker.c.created, worker.c.alias, worker.c.paused, worker_access.c.assign,
+               worker_access.c.submit, worker_access.c.request)
+        .join(worker, worker.c.id == worker_access.c.worker_id)
+        .where(worker_access.c.project_id == project_id)
+        .order_by(worker_access.c.request, worker.c.alias, worker.c.id)
+    ).mappings()
+    return [{"worker": {k: r[k] for k in ("id", "created", "alias", "paused")}, "project": project_id,
+             "assign": r["assign"], "submit": r["submit"], "request": r["request"]} for r in rows]

@@ -1,0 +1,116 @@
+"""SQL of task_svc (owns ``task``, ``task_verification`` and the closure counters).
+
+Correctness rests on PostgreSQL row locks, never on a process lock, so any number of task_svc
+replicas may run: assignment locks candidate rows with ``FOR UPDATE SKIP LOCKED`` (concurrent
+getters pass each other instead of waiting), and release locks the one task row it changes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+TASK_COLUMNS = ("id, project, priority, assignee, retries, max_retries, status, recipe, max_assign_time, "
+                "assign_time, verification_count, hash64, lease_deadline")
+
+NEW, FAILED, CLOSED = 1, 2, 3
+
+# A worker never verifies a task twice: skip tasks it already released OK (quorum tasks only).
+_NOT_VERIFIED_BY_CALLER = """
+  (verification_count <= 1 OR NOT EXISTS (
+     SELECT 1 FROM task_verification v WHERE v.task_id = task.id AND v.worker_id = :worker))"""
+
+# Two locked candidate sets — never-held tasks (pick index) and expired leases (lease index) — then
+# the best :n of both. Expiry is exact: an expired lease is assignable the moment it passes.
+_ASSIGN = text(f"""
+WITH free AS (
+  SELECT id, priority FROM task
+  WHERE project = :project AND status = 1 AND assignee IS NULL AND {_NOT_VERIFIED_BY_CALLER}
+  ORDER BY priority DESC, id LIMIT :n FOR UPDATE SKIP LOCKED
+), expired AS (
+  SELECT id, priority FROM task
+  WHERE project = :project AND status = 1 AND assignee IS NOT NULL
+    AND lease_deadline IS NOT NULL AND lease_deadline <= clock_timestamp() AND {_NOT_VERIFIED_BY_CALLER}
+  ORDER BY priority DESC, id LIMIT :n FOR UPDATE SKIP LOCKED
+), pick AS (
+  SELECT id FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) c ORDER BY priority DESC, id LIMIT :n
+)
+UPDATE task SET assignee = :worker,
+  assign_time = floor(extract(epoch FROM clock_timestamp()))::bigint,
+  lease_deadline = CASE WHEN max_assign_time > 0
+                        THEN clock_timestamp() + make_interval(secs => max_assign_time) END
+FROM pick WHERE task.id = pick.id
+RETURNING {", ".join("task." + c.strip() for c in TASK_COLUMNS.split(","))}
+""")
+
+
+def assign(conn: Connection, project: int, worker: int, n: int) -> list[dict]:
+    rows = conn.execute(_ASSIGN, {"project": project, "worker": worker, "n": n}).mappings().all()
+    return sorted((dict(r) for r in rows), key=lambda r: (-r["priority"], r["id"]))
+
+
+def lock(conn: Connection, task_id: int) -> dict | None:
+    row = conn.execute(text(f"SELECT {TASK_COLUMNS} FROM task WHERE id = :id FOR UPDATE"),
+                       {"id": task_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def unassign(conn: Connection, task_id: int) -> None:
+    conn.execute(text("UPDATE task SET assignee = NULL, lease_deadline = NULL WHERE id = :id"), {"id": task_id})
+
+
+def fail(conn: Connection, task_id: int) -> None:
+    conn.execute(text("""
+        UPDATE task SET retries = retries + 1, assignee = NULL, lease_deadline = NULL,
+          status = CASE WHEN retries + 1 >= max_retries THEN 2 ELSE 1 END
+        WHERE id = :id"""), {"id": task_id})
+
+
+def record_verification(conn: Connection, task_id: int, worker: int, verification: int) -> int:
+    """Record the worker's OK; returns how many distinct workers reported this same value."""
+    conn.execute(text("""
+        INSERT INTO task_verification (task_id, worker_id, verification) VALUES (:t, :w, :v)
+        ON CONFLICT (task_id, worker_id) DO UPDATE SET verification = EXCLUDED.verification"""),
+        {"t": task_id, "w": worker, "v": verification})
+    return conn.execute(text("SELECT count(*) FROM task_verification WHERE task_id = :t AND verification = :v"),
+                        {"t": task_id, "v": verification}).scalar()
+
+
+def close(conn: Connection, task: dict, worker: int) -> None:
+    """CLOSED, both counters +1, and the chain copy — one transaction, so counted exactly once."""
+    conn.execute(text("UPDATE task SET status = 3, lease_deadline = NULL WHERE id = :id"), {"id": task["id"]})
+    conn.execute(text("DELETE FROM task_verification WHERE task_id = :id"), {"id": task["id"]})
+    conn.execute(text("""
+        INSERT INTO project_closures (project_id, closed_task_count) VALUES (:p, 1)
+        ON CONFLICT (project_id) DO UPDATE SET closed_task_count = project_closures.closed_task_count + 1"""),
+        {"p": task["project"]})
+    conn.execute(text("""
+        INSERT INTO worker_closures (worker_id, closed_task_count) VALUES (:w, 1)
+        ON CONFLICT (worker_id) DO UPDATE SET closed_task_count = worker_closures.closed_task_count + 1"""),
+        {"w": worker})
+    chain = conn.execute(text("SELECT chain FROM project WHERE id = :p"), {"p": task["project"]}).scalar()
+    if chain:  # the copy ignores the target's rate limit and permissions (contract §3.2)
+        insert_tasks(conn, chain, [task])
+
+
+def insert_tasks(conn: Connection, project: int, tasks: list[dict]) -> int:
+    """Insert in order, skipping hash64 duplicates (stored or earlier in the list); returns how many."""
+    result = conn.execute(text("""
+        INSERT INTO task (project, priority, recipe, max_retries, max_assign_time, verification_count, hash64)
+        SELECT :project, priority, recipe, max_retries, max_assign_time, verification_count, hash64
+        FROM unnest(CAST(:priority AS smallint[]), CAST(:recipe AS text[]), CAST(:max_retries AS smallint[]),
+                    CAST(:max_assign_time AS integer[]), CAST(:verification_count AS smallint[]),
+                    CAST(:hash64 AS bigint[]))
+             WITH ORDINALITY AS t(priority, recipe, max_retries, max_assign_time, verification_count, hash64, ord)
+        ORDER BY ord
+        ON CONFLICT (project, hash64) WHERE hash64 <> 0 DO NOTHING"""),
+        {"project": project, **{k: [t[k] for t in tasks] for k in
+                                ("priority", "recipe", "max_retries", "max_assign_time", "verification_count",
+                                 "hash64")}})
+    return result.rowcount
+
+
+def extend(conn: Connection, task_id: int, seconds: int) -> int:
+    """New deadline = now + seconds; returns it as unix seconds."""
+    return conn.execute(text("""
+        UPDATE task SET lease_deadline = clock_timestamp() + make_interval(secs => :s) WHERE id = :id
+        RETURNING ceil(extract(epoch FROM lease_deadline))::bigint"""), {"id": task_id, "s": seconds}).scalar()

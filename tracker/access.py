@@ -1,0 +1,77 @@
+"""Permission rules of contract §4, shared by every service that guards a project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from tracker.errors import not_found
+from tracker.identity import Identity
+from tracker.schema import manager_role, project, worker_access
+from tracker.views import project_full_query
+
+ROLE_READ = 1
+ROLE_EDIT = 2
+ROLE_MANAGE_ACCESS = 4
+ROLE_SECRET = 8
+ROLE_MAINTENANCE = 16
+ROLE_ALL = 31
+
+
+@dataclass(frozen=True)
+class ProjectAccess:
+    """What one caller may do on one project, read in the caller's transaction."""
+
+    project: dict
+    role: int  # manager role bitmask; 31 for tracker admins
+    assign: bool  # worker's granted ASSIGN
+    submit: bool  # worker's granted SUBMIT
+    granted: bool  # worker has a granted (non-pending) access row
+
+    def has_role(self, bit: int) -> bool:
+        return bool(self.role & bit)
+
+    @property
+    def can_assign(self) -> bool:
+        return self.project["public"] or self.assign or self.submit
+
+    @property
+    def can_submit(self) -> bool:
+        return self.submit
+
+    @property
+    def can_read(self) -> bool:
+        return not self.project["hidden"] or self.has_role(ROLE_READ)
+
+
+def project_access(conn: Connection, ident: Identity, project_id: int, lock: bool = False) -> ProjectAccess:
+    """Raises 404 when the project does not exist (checked before any permission)."""
+    query = project_full_query().where(project.c.id == project_id)
+    if lock:
+        query = query.with_for_update(of=project)
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        raise not_found("Project not found")
+    role = 0
+    if ident.manager_id is not None:
+        if ident.admin:
+            role = ROLE_ALL
+        else:
+            role = conn.execute(
+                select(manager_role.c.role).where(
+                    manager_role.c.manager_id == ident.manager_id, manager_role.c.project_id == project_id
+                )
+            ).scalar() or 0
+    assign = submit = granted = False
+    if ident.worker_id is not None:
+        acc = conn.execute(
+            select(worker_access.c.assign, worker_access.c.submit).where(
+                worker_access.c.worker_id == ident.worker_id,
+                worker_access.c.project_id == project_id,
+                worker_access.c.request.is_(False),
+            )
+        ).first()
+        if acc is not None:
+            granted, assign, submit = True, acc.assign, acc.submit
+    return ProjectAccess(dict(row), role, assign, submit, granted)

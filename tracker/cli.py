@@ -1,0 +1,123 @@
+"""The ``tracker`` command: run the system, serve one part, migrate, administer."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _scale(values: list[str]) -> dict[str, int]:
+    out = {}
+    for item in values:
+        name, _, count = item.partition("=")
+        if not count.isdigit() or int(count) < 1:
+            raise SystemExit(f"--scale takes NAME=COUNT with COUNT ≥ 1, got {item!r}")
+        out[name] = int(count)
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tracker.launcher import Supervisor, build_children
+    from tracker.plugins import discover
+    from tracker.preflight import PreflightError, check_backends
+    from tracker.settings import get_settings
+
+    settings = get_settings()
+    try:
+        check_backends(settings)
+    except PreflightError as exc:
+        print(f"tracker: {exc}", file=sys.stderr)
+        return 1
+    scale = _scale(args.scale)
+    unknown = set(scale) - set(discover())
+    if unknown:
+        print(f"tracker: unknown service(s) in --scale: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    if not args.no_migrate:
+        from tracker.migrate import upgrade
+
+        upgrade()
+        print("tracker: database schema is up to date", flush=True)
+    children = build_children(scale, args.replicas, args.gateway_workers)
+    print(f"tracker: starting {len(children)} processes; gateway on http://{settings.bind}", flush=True)
+    return Supervisor(children).run()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.name == "gateway":
+        from tracker.settings import get_settings
+
+        settings = get_settings()
+        workers = str(args.workers or settings.gateway_workers)
+        argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", workers,
+                "--bind", settings.bind, "--graceful-timeout", "20", "--timeout", "60",
+                "--access-logfile", "-" if os.environ.get("TT_ACCESS_LOG") else "/dev/null",
+                "gateway.app:create_app()"]
+        os.execv(sys.executable, argv)
+    from tracker.plugins import discover
+    from tracker.serve import serve_service  # first: eventlet patches before anything else loads
+
+    if args.name not in discover():
+        print(f"tracker: unknown service {args.name!r}; known: gateway, {', '.join(discover())}",
+              file=sys.stderr)
+        return 2
+    return serve_service(args.name)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from tracker.migrate import upgrade
+    from tracker.preflight import PreflightError, check_backends
+    from tracker.settings import get_settings
+
+    try:
+        check_backends(get_settings())
+    except PreflightError as exc:
+        print(f"tracker: {exc}", file=sys.stderr)
+        return 1
+    upgrade(args.revision)
+    print("tracker: database schema is up to date")
+    return 0
+
+
+def cmd_admin_create(args: argparse.Namespace) -> int:
+    from services.manager_svc.admin import create_admin_from_cli
+
+    return create_admin_from_cli(args.username, sys.stdin)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tracker", description="Distributed task tracker")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="migrate, then run every service and the gateway, supervised")
+    run.add_argument("--replicas", type=int, default=1, help="processes per service (default 1)")
+    run.add_argument("--scale", action="append", default=[], metavar="NAME=COUNT",
+                     help="processes for one service, e.g. --scale task_svc=2")
+    run.add_argument("--gateway-workers", type=int, default=None, help="gunicorn worker processes")
+    run.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="run one part: 'gateway' or a service name")
+    serve.add_argument("name")
+    serve.add_argument("--workers", type=int, default=None, help="gateway: gunicorn worker processes")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="create the database if needed and apply migrations")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=cmd_db)
+
+    admin = sub.add_parser("admin", help="manager accounts")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_sub.add_parser("create", help="create a tracker admin; password on stdin")
+    create.add_argument("username")
+    create.set_defaults(func=cmd_admin_create)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Who is calling: resolved inside the service's own transaction, from digests the gateway sends.
+
+The gateway never sees stored digests and services never see raw secrets: the gateway hashes the
+worker secret and the session token, the service compares with what is stored, in constant time.
+Resolving identity in the same call as the operation saves a broker round trip per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select
+
+from tracker.errors import ApiError, unauthorized
+from tracker.hashing import digests_equal
+from tracker.schema import manager, manager_session, worker
+
+
+@dataclass(frozen=True)
+class Identity:
+    worker_id: int | None = None
+    worker_paused: bool = False
+    manager_id: int | None = None
+    admin: bool = False
+
+    @property
+    def anonymous(self) -> bool:
+        return self.worker_id is None and self.manager_id is None
+
+    def require_worker(self) -> int:
+        if self.worker_id is None:
+            raise unauthorized("Worker credentials required")
+        return self.worker_id
+
+    def require_manager(self) -> int:
+        if self.manager_id is None:
+            raise unauthorized("Unauthorized")
+        return self.manager_id
+
+    def require_admin(self) -> None:
+        self.require_manager()
+        if not self.admin:
+            raise ApiError(403, "Tracker admin required")
+
+    def denied(self, message: str = "Forbidden") -> ApiError:
+        """401 for an anonymous caller, 403 for an identified one (contract §4)."""
+        return unauthorized("Unauthorized") if self.anonymous else ApiError(403, message)
+
+
+def identify(conn: Connection, caller: dict) -> Identity:
+    worker_id = caller.get("worker_id")
+    worker_paused = False
+    if worker_id is not None:
+        row = conn.execute(
+            select(worker.c.secret_digest, worker.c.paused).where(worker.c.id == worker_id)
+        ).first()
+        if row is None or not digests_equal(row.secret_digest, caller.get("worker_digest")):
+            raise unauthorized("Invalid worker credentials")
+        worker_paused = row.paused
+    manager_id, admin = None, False
+    session_digest = caller.get("session_digest")
+    if session_digest:
+        row = conn.execute(
+            select(manager.c.id, manager.c.tracker_admin)
+            .join(manager_session, manager_session.c.manager_id == manager.c.id)
+            .where(manager_session.c.token_digest == session_digest, manager_session.c.expires > func.now())
+        ).first()
+        if row is not None:
+            manager_id, admin = row.id, row.tracker_admin
+    return Identity(worker_id, worker_paused, manager_id, admin)

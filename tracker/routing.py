@@ -1,0 +1,44 @@
+"""How a service declares its HTTP routes; the gateway wires them generically (gateway/routes.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from tracker.fields import Message
+
+
+class Caller(StrEnum):
+    """Which credentials the gateway insists on before anything else (401 when absent)."""
+
+    ANYONE = "anyone"  # anonymous allowed; the service decides what an identity changes
+    WORKER = "worker"  # worker headers required
+    MANAGER = "manager"  # session cookie required
+
+
+class Session(StrEnum):
+    NONE = "none"
+    OPEN = "open"  # on success the gateway sets a new session cookie (register, login)
+    CLOSE = "close"  # the gateway expires the cookie (logout)
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    lo: int
+    hi: int
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # OpenAPI-style template, e.g. "/task/get/{project}"
+    rpc: str  # method of the plugin's nameko service
+    caller: Caller = Caller.ANYONE
+    body: type[Message] | None = None
+    query: dict[str, QueryParam] = field(default_factory=dict)
+    session: Session = Session.NONE
+    bare_list_key: str | None = None  # a bare JSON array body is accepted as {key: array}
+    raw_body: bool = False  # the service gets the raw body and signature headers (webhook)
+    paused_first: bool = False  # a paused worker's 400 comes before syntax errors (task get)
+    summary: str = ""

@@ -1,0 +1,92 @@
+"""Configuration from environment variables (12-factor), with defaults that work on a dev machine.
+
+Every process (gateway, each service, the CLI) reads the same variables, so one environment
+describes one whole system; two systems with different database names and AMQP virtual hosts run
+side by side without seeing each other.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from urllib.parse import urlsplit
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "")
+    return value if value != "" else default
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").strip().lower()
+    return raw in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    amqp_uri: str
+    rpc_exchange: str
+    bind: str
+    rpc_timeout: float
+    session_lifetime: int
+    gateway_workers: int
+    service_max_workers: int
+    db_pool_size: int
+    public_logs: bool
+    secure_cookies: bool
+    argon2_time_cost: int
+    argon2_memory_kib: int
+    max_body_bytes: int
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """SQLAlchemy wants the driver named; operators write plain libpq URLs."""
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+
+    @property
+    def libpq_url(self) -> str:
+        return self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    @property
+    def database_address(self) -> str:
+        parts = urlsplit(self.libpq_url)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+
+    @property
+    def amqp_address(self) -> str:
+        parts = urlsplit(self.amqp_uri)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5672}"
+
+    def nameko_config(self) -> dict:
+        return {
+            "AMQP_URI": self.amqp_uri,
+            "rpc_exchange": self.rpc_exchange,
+            "max_workers": self.service_max_workers,
+            "serializer": "json",
+        }
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings(
+        database_url=_env("TT_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/task_tracker"),
+        amqp_uri=_env("TT_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+        rpc_exchange=_env("TT_RPC_EXCHANGE", "tt-rpc"),
+        bind=_env("TT_BIND", "127.0.0.1:3010"),
+        rpc_timeout=float(_env("TT_RPC_TIMEOUT", "10")),
+        session_lifetime=int(_env("TT_SESSION_LIFETIME", str(8 * 3600))),
+        gateway_workers=int(_env("TT_GATEWAY_WORKERS", "2")),
+        service_max_workers=int(_env("TT_SERVICE_MAX_WORKERS", "16")),
+        db_pool_size=int(_env("TT_DB_POOL_SIZE", "16")),
+        public_logs=_bool("TT_PUBLIC_LOGS", True),
+        secure_cookies=_bool("TT_SECURE_COOKIES", False),
+        argon2_time_cost=int(_env("TT_ARGON2_TIME_COST", "2")),
+        argon2_memory_kib=int(_env("TT_ARGON2_MEMORY_KIB", str(19 * 1024))),
+        max_body_bytes=int(_env("TT_MAX_BODY_BYTES", str(16 * 1024 * 1024))),
+    )
