@@ -6,6 +6,7 @@ read directly only to check what the API cannot show (stored secrets, raw access
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -190,7 +191,7 @@ class TestCreate:
 
     def test_form_content_type_is_parsed_as_json(self, admin):
         name = uname()
-        r = admin.post("/project/create", raw='{"name": "%s"}' % name,
+        r = admin.post("/project/create", raw=json.dumps({"name": name}),
                        headers={"Content-Type": "application/x-www-form-urlencoded"})
         pid = assert_ok(r)["content"]["id"]
         assert get_project(admin, pid)["name"] == name
