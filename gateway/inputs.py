@@ -14,19 +14,40 @@ from tracker.fields import INT63_MAX, Message
 from tracker.hashing import decode_worker_secret, digest
 from tracker.routing import QueryParam, Route
 
-_DECIMAL = re.compile(r"[0-9]+")
+_INTEGER = re.compile(r"(-?)0*([0-9]{1,20})")  # ≤ 20 significant digits: int() never sees a huge string
 SESSION_COOKIE = "tt"
 
 
+def parse_int(text: str, lo: int, hi: int) -> int | None:
+    """A decimal integer in lo … hi, else None; bounded so that no input can make int() raise."""
+    match = _INTEGER.fullmatch(text)
+    if match is None:
+        return None
+    value = -int(match.group(2)) if match.group(1) else int(match.group(2))
+    return value if lo <= value <= hi else None
+
+
 def read_body(req: falcon.Request, limit: int) -> bytes:
-    """Step 2 of the check order: 413 above the limit, whatever the route."""
+    """Step 2 of the check order: 413 above the limit, whatever the route.
+
+    A chunked body has no Content-Length, and Falcon's bounded stream then reads nothing; the raw
+    WSGI input (gunicorn's chunked reader, which ends at the last chunk) is read instead.
+    """
     length = req.content_length
     if length is not None and length > limit:
         raise ApiError(413, f"Request body larger than {limit} bytes")
-    raw = req.bounded_stream.read(limit + 1)
-    if len(raw) > limit:
+    chunked = length is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
+    stream = req.stream if chunked else req.bounded_stream
+    parts, size = [], 0
+    while size <= limit:
+        part = stream.read(limit + 1 - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > limit:
         raise ApiError(413, f"Request body larger than {limit} bytes")
-    return raw
+    return b"".join(parts)
 
 
 def credentials(req: falcon.Request) -> dict:
@@ -34,11 +55,11 @@ def credentials(req: falcon.Request) -> dict:
     caller: dict[str, Any] = {}
     wid, secret = req.get_header("X-Worker-ID"), req.get_header("X-Secret")
     if wid is not None or secret is not None:
-        wid = (wid or "").strip()
+        worker_id = parse_int((wid or "").strip(), 1, INT63_MAX)
         raw_secret = decode_worker_secret(secret or "")
-        if not _DECIMAL.fullmatch(wid) or not (1 <= int(wid) <= INT63_MAX) or not raw_secret:
+        if worker_id is None or not raw_secret:
             raise ApiError(401, "Invalid worker credentials")
-        caller["worker_id"] = int(wid)
+        caller["worker_id"] = worker_id
         caller["worker_digest"] = digest(raw_secret)
     cookies = req.get_cookie_values(SESSION_COOKIE)
     if cookies and cookies[0]:
@@ -47,9 +68,10 @@ def credentials(req: falcon.Request) -> dict:
 
 
 def path_id(name: str, raw: str) -> int:
-    if not _DECIMAL.fullmatch(raw) or not (1 <= int(raw) <= INT63_MAX):
+    value = parse_int(raw, 1, INT63_MAX) if raw[:1].isdigit() else None
+    if value is None:
         raise bad_request(f"invalid path parameter '{name}': must be an integer in 1 … 2^63−1")
-    return int(raw)
+    return value
 
 
 def query_params(req: falcon.Request, spec: dict[str, QueryParam]) -> dict[str, int]:
@@ -60,10 +82,10 @@ def query_params(req: falcon.Request, spec: dict[str, QueryParam]) -> dict[str, 
             if rule.required:
                 raise bad_request(f"invalid query parameter '{name}': required")
             continue
-        text = raw.strip()
-        if not re.fullmatch(r"-?[0-9]+", text) or not (rule.lo <= int(text) <= rule.hi):
+        value = parse_int(raw.strip(), rule.lo, rule.hi)
+        if value is None:
             raise bad_request(f"invalid query parameter '{name}': must be an integer in {rule.lo} … {rule.hi}")
-        values[name] = int(text)
+        values[name] = value
     return values
 
 
@@ -71,11 +93,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _without_nulls(obj: dict) -> dict:
+    """A field whose value is null counts as absent (contract §1.1), at every depth.
+
+    Applied by the decoder to each object as it is built, so no recursion of ours can overflow
+    on a deeply nested body (a recursive pass answered 500 at ~600 levels).
+    """
+    return {k: v for k, v in obj.items() if v is not None}
+
+
 def parse_json(raw: bytes, route: Route) -> Any:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
+        data = json.loads(raw, parse_constant=_reject_constant, object_hook=_without_nulls)
     except RecursionError:
         raise bad_request("malformed JSON body: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -94,18 +125,9 @@ def _loc(parts: tuple) -> str:
     return out
 
 
-def _strip_nulls(value: Any) -> Any:
-    """A field whose value is null counts as absent (contract §1.1), at every depth."""
-    if isinstance(value, dict):
-        return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_strip_nulls(v) for v in value]
-    return value
-
-
 def validate_body(model: type[Message], data: dict) -> dict:
     try:
-        message = model.model_validate(_strip_nulls(data))
+        message = model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         text = str(err["msg"]).removeprefix("Value error, ")

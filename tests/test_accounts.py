@@ -6,6 +6,7 @@ import base64
 import secrets
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -56,7 +57,11 @@ def assert_manager(m: dict, name: str, admin: bool) -> None:
 # --- register --------------------------------------------------------------------------------------
 
 
-def test_register_shape_and_cookie(api):
+def lifetime(system) -> int:
+    return int(system.env.get("TT_SESSION_LIFETIME") or 8 * 3600)
+
+
+def test_register_shape_and_cookie(api, system):
     name = username()
     before = int(time.time())
     r = register(api, name)
@@ -70,9 +75,40 @@ def test_register_shape_and_cookie(api):
     assert len(token) >= 22  # ≥ 128 bits of randomness, in any text encoding
     assert "path=/" in attrs and "httponly" in attrs and "samesite=lax" in attrs
     assert "secure" not in attrs  # the test system serves plain HTTP
+    assert f"max-age={lifetime(system)}" in attrs  # 8 h unless configured
     account = with_cookie(api, token).get("/account")
     assert account.status_code == 200, account.text
     assert account.json()["content"]["manager"] == body["content"]["manager"]
+
+
+def test_password_and_session_are_stored_as_digests(api, system):
+    name, password = username(), "stored-" + uuid.uuid4().hex[:10]
+    r = register(api, name, password)
+    token, _ = cookie_attributes(r)
+    (stored,) = system.sql("SELECT password_hash FROM manager WHERE username = %s", name)[0]
+    assert stored.startswith(("$argon2id$", "$2b$", "$2a$", "$2y$")) and password not in stored
+    sessions = system.sql("SELECT token_digest FROM manager_session s JOIN manager m ON m.id = s.manager_id "
+                          "WHERE m.username = %s", name)
+    assert len(sessions) == 1 and token not in sessions[0][0]
+    (left,) = system.sql("SELECT extract(epoch FROM s.expires - now())::int FROM manager_session s "
+                         "JOIN manager m ON m.id = s.manager_id WHERE m.username = %s", name)[0]
+    assert abs(left - lifetime(system)) < 120
+
+
+def test_expired_session_is_401(api, system):
+    m = api.new_manager()
+    assert m.get("/account").status_code == 200
+    system.sql("UPDATE manager_session SET expires = now() - interval '1 second' WHERE manager_id = %s", m.id)
+    assert_error(m.get("/account"), 401)
+    assert_error(m.get("/manager/list"), 401)
+    assert m.get("/worker/stats").status_code == 200  # anonymous route: treated as anonymous
+
+
+def test_concurrent_duplicate_registrations(api):
+    name = username()
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(r.status_code for r in pool.map(lambda _: register(api, name), range(8)))
+    assert statuses == [200] + [409] * 7
 
 
 def test_register_ids_increase(api):
@@ -420,6 +456,8 @@ def test_paused_worker_cannot_get_but_can_submit(api, admin, make_project, grant
     r = w.post("/task/submit", {"project": project, "recipe": "two"})
     assert r.status_code == 200, r.text
     assert r.json()["ok"] is True
+    assert w.post("/worker/update", {"alias": "still-me"}).status_code == 200
+    assert w.get("/worker/stats").status_code == 200
     # the pause takes effect at once both ways
     assert admin.post("/worker/set_paused", {"worker": w.id, "paused": False}).status_code == 200
     r = w.get(f"/task/get/{project}")

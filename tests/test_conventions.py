@@ -137,6 +137,24 @@ def test_invalid_json_is_400(api, raw):
     assert_error(raw_post(api, "/worker/create", raw), 400)
 
 
+@pytest.mark.parametrize("depth", [100, 400, 500, 600, 700, 800, 900, 1000, 5000, 100_000])
+def test_deeply_nested_json_is_never_a_500(api, depth):
+    in_field = b'{"alias": ' + b"[" * depth + b"]" * depth + b"}"
+    assert_error(raw_post(api, "/worker/create", in_field), 400)
+    unknown = b'{"alias": "deep", "x": ' + b'{"a": ' * depth + b"null" + b"}" * depth + b"}"
+    r = raw_post(api, "/worker/create", unknown)
+    if r.status_code == 200:  # ignored as an unknown field
+        assert r.json()["content"]["worker"]["alias"] == "deep"
+    else:  # or refused as nested too deeply
+        assert_error(r, 400)
+
+
+def test_huge_json_integer_is_400(api, admin):
+    raw = b'{"worker": 1' + b"0" * 5000 + b', "paused": true}'
+    assert_error(admin.post("/worker/set_paused", raw=raw), 400)
+    assert_error(admin.post("/worker/set_paused", raw=b'{"worker": 1e400, "paused": true}'), 400, "'worker'")
+
+
 @pytest.mark.parametrize("raw", [b"[]", b'[{"alias": "x"}]', b'"text"', b"42", b"true", b"null"])
 def test_non_object_json_is_400(api, raw):
     assert_error(raw_post(api, "/worker/create", raw), 400)
@@ -175,6 +193,26 @@ def test_body_size_is_checked_before_authentication(api):
     assert_error(raw_post(api, "/worker/update", b" " * (LIMIT + 1)), 413)
     headers = {"X-Worker-ID": "abc", "X-Secret": "!"}
     assert_error(raw_post(api, "/worker/update", b" " * (LIMIT + 1), headers), 413)
+
+
+def test_route_match_is_checked_before_body_size(api):
+    assert_error(raw_post(api, "/no/such/route", b" " * (LIMIT + 1)), 404)
+
+
+def _chunks(total: int, piece: int = MIB):
+    while total > 0:
+        yield b" " * min(piece, total)
+        total -= piece
+
+
+def test_chunked_body_is_read(api):
+    r = raw_post(api, "/worker/create", iter([b'{"alias": ', b'"chunky"}']))
+    assert r.status_code == 200, r.text
+    assert r.json()["content"]["worker"]["alias"] == "chunky"
+
+
+def test_chunked_body_over_16_mib_is_413(api):
+    assert_error(raw_post(api, "/worker/create", _chunks(LIMIT + 1)), 413)
 
 
 def test_one_mib_recipe_is_accepted(api, make_project, grant):
@@ -257,6 +295,8 @@ def _bad_worker_headers(w: Api) -> list[dict]:
         {"X-Worker-ID": "", "X-Secret": w.secret},
         {"X-Worker-ID": str(FAR_ID), "X-Secret": w.secret},
         {"X-Worker-ID": "9223372036854775808", "X-Secret": w.secret},
+        {"X-Worker-ID": "1" * 5000, "X-Secret": w.secret},
+        {"X-Worker-ID": "0" * 5000 + str(w.id), "X-Secret": random_secret()},
         {"X-Worker-ID": str(w.id), "X-Secret": "!!not base64!!"},
         {"X-Worker-ID": str(w.id), "X-Secret": w.secret[:-2]},
         {"X-Worker-ID": str(w.id), "X-Secret": ""},
@@ -302,6 +342,13 @@ def test_bad_worker_headers_on_anonymous_post_route_are_401(api):
                  401)
     assert_error(api.post("/worker/create", {}, headers={"X-Secret": w.secret}), 401)
     assert len(api.get("/worker/stats").json()["content"]["stats"]) == before
+
+
+def test_valid_worker_headers_with_an_admin_session_pass(api, admin):
+    w = api.new_worker()
+    r = admin.post("/worker/set_paused", {"worker": w.id, "paused": False},
+                   headers={"X-Worker-ID": str(w.id), "X-Secret": w.secret})
+    assert r.status_code == 200, r.text
 
 
 def test_bad_worker_headers_with_a_valid_session_are_401(admin, api):
@@ -359,6 +406,12 @@ def test_bad_credentials_win_over_bad_path_id(api):
     assert_error(api.get("/task/get/abc", headers=headers), 401)
     assert_error(api.get("/worker/get/abc", headers=headers), 401)
     assert_error(api.get("/task/get/abc"), 401)
+
+
+@pytest.mark.parametrize("query", ["count=abc", "count=0", "count=101", "count=1.5", "count=" + "9" * 3000])
+def test_bad_query_parameter_is_400_naming_it(api, make_project, query):
+    w = api.new_worker()
+    assert_error(w.get(f"/task/get/{make_project(public=True)}?{query}"), 400, "'count'")
 
 
 def test_bad_credentials_win_over_bad_query(api):

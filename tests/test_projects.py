@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -913,3 +914,31 @@ class TestAccessTakesEffectAtOnce:
             assert_ok(admin.post(f"/project/reject_request/{pid}/{w.id}"))
             assert_error(w.get(f"/task/get/{pid}"), 403)
             assert_error(w.post("/task/submit", {"project": pid, "recipe": "x"}), 403)
+
+
+# --- races: the database decides, never a check-then-write ---------------------------------------
+class TestRaces:
+    def test_concurrent_creates_of_one_name(self, admin, system):
+        name = uname("race")
+        with ThreadPoolExecutor(8) as pool:
+            codes = sorted(pool.map(lambda _: admin.post("/project/create", {"name": name}).status_code, range(8)))
+        assert codes == [200] + [409] * 7
+        assert len(system.sql("SELECT id FROM project WHERE name = %s", name)) == 1
+
+    def test_concurrent_renames_to_one_name(self, admin, make_project, system):
+        for _ in range(3):
+            ids = [make_project() for _ in range(8)]
+            name = uname("race")
+            with ThreadPoolExecutor(8) as pool:
+                codes = sorted(pool.map(
+                    lambda pid, name=name: admin.post(f"/project/update/{pid}", {"name": name}).status_code, ids))
+            assert codes == [200] + [409] * 7
+            assert len(system.sql("SELECT id FROM project WHERE name = %s", name)) == 1
+
+    def test_concurrent_access_requests(self, api, make_project, system):
+        pid = make_project()
+        w = api.new_worker()
+        with ThreadPoolExecutor(6) as pool:
+            codes = sorted(pool.map(lambda _: w.post("/project/request_access",
+                                                     {"project": pid, "assign": True}).status_code, range(6)))
+        assert codes == [200] + [409] * 5

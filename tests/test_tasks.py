@@ -289,8 +289,11 @@ def test_lease_zero_never_expires(api, queue, system):
     pid, w = queue
     submit(w, pid, max_assign_time=0)
     t = take(w, pid)["content"]["task"]
-    system.sql("UPDATE task SET assign_time = 0 WHERE id = %s", t["id"])
+    assert system.sql("SELECT lease_deadline FROM task WHERE id = %s", t["id"]) == [(None,)]
+    # even a lease started long ago stays live when max_assign_time is 0
+    system.sql("UPDATE task SET assign_time = 1 WHERE id = %s", t["id"])
     assert take(api.new_worker(), pid)["ok"] is False
+    assert release(w, t["id"]).json()["content"]["updated"] is True
 
 
 def test_extend(api, queue, system):

@@ -93,6 +93,7 @@ class Supervisor:
                 self._say(child, "did not stop in time; killing")
                 child.proc.kill()
                 child.proc.wait()
+        print("tracker: all processes stopped", flush=True)
         return 0
 
 

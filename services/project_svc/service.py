@@ -65,9 +65,8 @@ class ProjectService:
             raise bad_request("invalid field 'hidden': a project cannot be both public and hidden")
         if "chain" in params and params["chain"] != current["chain"]:
             self._check_chain(conn, ident, params["chain"], project_id)
-        if "name" in params and store.name_taken(conn, params["name"], project_id):
+        if not store.update_fields(conn, project_id, params):
             raise conflict("Project name already taken")
-        store.update_fields(conn, project_id, params)
         return ok()
 
     # --- worker access ----------------------------------------------------------------------

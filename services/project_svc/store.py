@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, delete, exists, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 
 from tracker.schema import manager, manager_role, project, worker, worker_access
 from tracker.views import project_query
+
+UNIQUE_VIOLATION = "23505"  # the only unique index on project besides the key is its name
 
 
 def get(conn: Connection, project_id: int) -> dict | None:
@@ -26,15 +29,23 @@ def create(conn: Connection, values: dict, webhook_secret: str) -> int | None:
     ).scalar()
 
 
-def name_taken(conn: Connection, name: str, other_than: int) -> bool:
-    return conn.execute(
-        select(exists().where(project.c.name == name, project.c.id != other_than))
-    ).scalar()
+def update_fields(conn: Connection, project_id: int, values: dict) -> bool:
+    """False when the new name is taken.
 
-
-def update_fields(conn: Connection, project_id: int, values: dict) -> None:
-    if values:
-        conn.execute(update(project).where(project.c.id == project_id).values(**values))
+    A check-then-update would race (two renames to one free name both pass the check and the
+    second UPDATE hits the unique index: a 500), so the unique index itself decides, inside a
+    savepoint that keeps the caller's transaction usable.
+    """
+    if not values:
+        return True
+    try:
+        with conn.begin_nested():
+            conn.execute(update(project).where(project.c.id == project_id).values(**values))
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
+            return False
+        raise
+    return True
 
 
 def list_readable(conn: Connection, manager_id: int | None, admin: bool) -> list[dict]:
