@@ -476,6 +476,16 @@ class TestUpdate:
         assert_ok(m.post(f"/project/update/{pid}", {"chain": target}))
         assert get_project(admin, pid)["chain"] == target
 
+    def test_permission_before_merged_validation(self, admin, make_project, manager_with_role):
+        """§1.4: a 403 (step 7) beats a 400 that needs stored data (step 9)."""
+        pid, target = make_project(public=True), make_project()
+        m = manager_with_role(pid, EDIT)
+        set_role(admin, target, m, READ)
+        assert_error(m.post(f"/project/update/{pid}", {"hidden": True, "chain": target}), 403)
+        assert_error(m.post(f"/project/update/{pid}", {"hidden": True, "chain": UNKNOWN}), 400)
+        p = get_project(admin, pid)
+        assert p["hidden"] is False and p["chain"] == 0
+
     def test_name_taken_409(self, admin, make_project):
         other_name = uname()
         make_project(name=other_name)

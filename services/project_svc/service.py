@@ -61,10 +61,12 @@ class ProjectService:
         merged = {**current, **params}
         if merged["public"] and not current["public"] and not ident.admin:
             raise ApiError(403, "Only a tracker admin may make a project public")
-        if merged["public"] and merged["hidden"]:
-            raise bad_request("invalid field 'hidden': a project cannot be both public and hidden")
+        # The chain target's EDIT check is a permission (step 7 of §1.4), so it comes before
+        # the merged-result validation, which needs stored data and therefore runs at step 9.
         if "chain" in params and params["chain"] != current["chain"]:
             self._check_chain(conn, ident, params["chain"], project_id)
+        if merged["public"] and merged["hidden"]:
+            raise bad_request("invalid field 'hidden': a project cannot be both public and hidden")
         if not store.update_fields(conn, project_id, params):
             raise conflict("Project name already taken")
         return ok()
