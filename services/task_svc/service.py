@@ -68,13 +68,24 @@ class TaskService:
         tasks = [task_object(r, project) for r in rows]
         return ok({"tasks": tasks} if batch else {"task": tasks[0]})
 
-    @endpoint
-    def release(self, conn, ident, params):
+    @staticmethod
+    def _held(conn, ident, task_id: int) -> tuple[int, dict | None]:
+        """The caller and the task locked for update; the task is None unless the caller holds it.
+
+        Holding = NEW and latest assignee. An expired lease still counts until someone else is
+        assigned the task (contract §3.1); the row lock orders this against that re-assignment.
+        """
         worker = ident.require_worker()
-        task = store.lock(conn, params["task_id"])
+        task = store.lock(conn, task_id)
         if task is None:
             raise not_found("Task not found")
-        if task["status"] != store.NEW or task["assignee"] != worker:
+        held = task["status"] == store.NEW and task["assignee"] == worker
+        return worker, task if held else None
+
+    @endpoint
+    def release(self, conn, ident, params):
+        worker, task = self._held(conn, ident, params["task_id"])
+        if task is None:
             return not_updated(NOT_HOLDER)
         result = params["result"]
         if result == TR_FAIL:
@@ -93,11 +104,8 @@ class TaskService:
 
     @endpoint
     def extend(self, conn, ident, params):
-        worker = ident.require_worker()
-        task = store.lock(conn, params["task_id"])
+        _, task = self._held(conn, ident, params["task_id"])
         if task is None:
-            raise not_found("Task not found")
-        if task["status"] != store.NEW or task["assignee"] != worker:
             return not_updated("You do not hold this task")
         if task["max_assign_time"] == 0:
             return ok({"updated": True, "expires": 0})
