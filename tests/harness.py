@@ -94,7 +94,8 @@ class System:
             channel = conn.channel()
             for svc in SERVICES:
                 try:
-                    _, _, counts[svc] = channel.queue_declare(f"rpc-{svc}", passive=True)
+                    queue = f"{self.env.get('TT_RPC_EXCHANGE', 'tt-rpc')}.{svc}"
+                    _, _, counts[svc] = channel.queue_declare(queue, passive=True)
                 except Exception:  # noqa: BLE001 - queue not declared yet
                     counts[svc] = 0
                     channel = conn.channel()

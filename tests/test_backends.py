@@ -87,3 +87,14 @@ def test_gateway_answers_503_and_readyz_reports_a_missing_broker(system):
         assert ready.json()["content"] == {"broker": False, "database": True}
     finally:
         _stop(proc)
+
+
+def test_a_system_on_another_exchange_of_the_same_vhost_sees_nothing(system):
+    """Isolation by exchange name alone: no service of the running system answers this gateway."""
+    proc, url = _gateway({**system.env, "TT_RPC_EXCHANGE": "tt-rpc-other"})
+    try:
+        r = requests.get(url + "/worker/stats", timeout=10)
+        assert r.status_code == 503
+        assert requests.get(system.url + "/worker/stats", timeout=10).status_code == 200
+    finally:
+        _stop(proc)

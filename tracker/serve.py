@@ -22,6 +22,7 @@ import signal  # noqa: E402
 
 os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
+import nameko.rpc  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
 from tracker.plugins import discover  # noqa: E402
@@ -32,7 +33,9 @@ def serve_service(name: str) -> int:
     logging.basicConfig(level=os.environ.get("TT_LOG_LEVEL", "INFO"),
                         format="%(levelname)s %(name)s: %(message)s")
     plugin = discover()[name]
-    runner = ServiceRunner(get_settings().nameko_config())
+    settings = get_settings()
+    nameko.rpc.RPC_QUEUE_TEMPLATE = settings.rpc_queue("{}")  # read by nameko when it declares queues
+    runner = ServiceRunner(settings.nameko_config())
     runner.add_service(plugin.service_class())
 
     def stop(signum, frame):

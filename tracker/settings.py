@@ -63,6 +63,12 @@ class Settings:
         parts = urlsplit(self.amqp_uri)
         return f"{parts.hostname or 'localhost'}:{parts.port or 5672}"
 
+    def rpc_queue(self, service: str) -> str:
+        """Service queues are named after the exchange, so two systems sharing one virtual host
+        but not one exchange never consume each other's requests (nameko alone names them
+        ``rpc-<service>`` whatever the exchange)."""
+        return f"{self.rpc_exchange}.{service}"
+
     def nameko_config(self) -> dict:
         return {
             "AMQP_URI": self.amqp_uri,
