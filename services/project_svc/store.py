@@ -12,11 +12,6 @@ from tracker.views import project_query
 UNIQUE_VIOLATION = "23505"  # the only unique index on project besides the key is its name
 
 
-def get(conn: Connection, project_id: int) -> dict | None:
-    row = conn.execute(project_query().where(project.c.id == project_id)).mappings().first()
-    return dict(row) if row else None
-
-
 def exists_(conn: Connection, project_id: int) -> bool:
     return conn.execute(select(exists().where(project.c.id == project_id))).scalar()
 
