@@ -117,21 +117,12 @@ class TestWorkerMatrix:
         else:
             assert_error(r, 403)
 
-    def test_S_task_submit(self, api, system, make_project, grant, visibility, access):
+    @pytest.mark.parametrize("route", ["/task/submit", "/task/bulk_submit"])
+    def test_S_submit(self, api, system, make_project, grant, visibility, access, route):
         pid, worker = self.setup_project(api, make_project, grant, visibility, access)
         recipe = "sub-" + uuid.uuid4().hex
-        r = worker.post("/task/submit", {"project": pid, "recipe": recipe})
-        if "S" in ALLOWED[visibility, access]:
-            assert_ok(r)
-            assert task_count(system, pid, recipe) == 1
-        else:
-            assert_error(r, 403)
-            assert task_count(system, pid, recipe) == 0
-
-    def test_S_bulk_submit(self, api, system, make_project, grant, visibility, access):
-        pid, worker = self.setup_project(api, make_project, grant, visibility, access)
-        recipe = "bulk-" + uuid.uuid4().hex
-        r = worker.post("/task/bulk_submit", {"requests": [{"project": pid, "recipe": recipe}]})
+        item = {"project": pid, "recipe": recipe}
+        r = worker.post(route, item if route == "/task/submit" else {"requests": [item]})
         if "S" in ALLOWED[visibility, access]:
             assert_ok(r)
             assert task_count(system, pid, recipe) == 1
