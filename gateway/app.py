@@ -6,6 +6,7 @@ import logging
 
 import falcon
 
+from gateway.metrics import MetricsResource, RequestMetrics
 from gateway.ops import Health, Index, Ready
 from gateway.routes import Dispatcher, send, wire
 from gateway.rpc import RpcPool
@@ -54,11 +55,12 @@ def create_app() -> falcon.App:
     settings = get_settings()
     pool = RpcPool(settings)
     dispatcher = Dispatcher(settings, pool)
-    app = falcon.App(middleware=[Cors()])
+    app = falcon.App(middleware=[RequestMetrics(), Cors()])
     app.req_options.auto_parse_qs_csv = False
     app.add_route("/", Index(dispatcher))
     app.add_route("/healthz", Health())
     app.add_route("/readyz", Ready(settings))
+    app.add_route("/metrics", MetricsResource())
     wire(app, dispatcher, discover())
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)

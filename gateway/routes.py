@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections import defaultdict
 from functools import partial
 
@@ -24,6 +25,8 @@ from gateway.inputs import (
     read_body,
     validate_body,
 )
+from gateway.longpoll import Waiters
+from gateway.metrics import count_tasks
 from gateway.rpc import RpcPool
 from tracker.errors import ApiError
 from tracker.hashing import digest, new_session_token
@@ -48,6 +51,7 @@ class Dispatcher:
     def __init__(self, settings: Settings, pool: RpcPool) -> None:
         self.settings = settings
         self.pool = pool
+        self.waiters = Waiters(settings)
 
     def check_credentials(self, req: falcon.Request) -> dict:
         """For routes without an RPC of their own: worker headers, if sent, must be valid."""
@@ -91,7 +95,32 @@ class Dispatcher:
             token = new_session_token()
             params["new_session_digest"] = digest(token)
             params["session_lifetime"] = self.settings.session_lifetime
-        return self.pool.call(service, route.rpc, caller, params), token
+        if route.long_poll and params.get("wait"):
+            answer = self._long_poll(service, route, caller, params)
+        else:
+            answer = self.pool.call(service, route.rpc, caller, params)
+        count_tasks(answer.get("counts"))
+        return answer, token
+
+    def _long_poll(self, service: str, route: Route, caller: dict, params: dict) -> dict:
+        """Ask; while the answer is "nothing yet", park until woken or the wait is over.
+
+        The request is parked before each ask, so a task committed between the ask and the park
+        still wakes it. Each wake-up costs one RPC; between them the request holds nothing.
+        """
+        project = params[route.long_poll]
+        deadline = time.monotonic() + params["wait"]
+        while True:
+            event = self.waiters.park(project)
+            try:
+                answer = self.pool.call(service, route.rpc, caller, params)
+                left = deadline - time.monotonic()
+                if not answer.get("park") or left <= 0:
+                    return answer
+                retry_in = answer.get("retry_in")
+                self.waiters.wait(event, left if retry_in is None else min(left, retry_in + 0.01))
+            finally:
+                self.waiters.unpark(project, event)
 
     def _params(self, route: Route, req: falcon.Request, path: dict, raw: bytes) -> dict:
         params: dict = {name: path_id(name, value) for name, value in path.items()}

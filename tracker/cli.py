@@ -50,7 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         settings = get_settings()
         workers = str(args.workers or settings.gateway_workers)
-        argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", workers,
+        argv = [sys.executable, "-m", "gunicorn", "--config", "python:gateway.gunicorn_conf",
+                "--worker-class", "gevent", "--workers", workers,
                 "--bind", settings.bind, "--graceful-timeout", "20", "--timeout", "60",
                 # one control socket path per user would be shared by every gateway on the machine
                 "--no-control-socket",

@@ -27,6 +27,12 @@ def ok(content: Any = None, message: str | None = None, status: int = 200) -> di
     return reply(status, envelope(True, content, message))
 
 
+def with_counts(answer: dict, **counts: int) -> dict:
+    """Attach what the operation did (tasks submitted, assigned, closed) for the gateway's metrics."""
+    answer["counts"] = counts
+    return answer
+
+
 class ApiError(Exception):
     """An answer other than success; raised anywhere, turned into a reply at the edge."""
 

@@ -41,4 +41,7 @@ class Route:
     bare_list_key: str | None = None  # a bare JSON array body is accepted as {key: array}
     raw_body: bool = False  # the service gets the raw body and signature headers (webhook)
     paused_first: bool = False  # a paused worker's 400 comes before syntax errors (task get)
+    # ``?wait=S`` long-poll: the path parameter naming the project whose notifications wake the
+    # parked request (gateway/longpoll.py); the service marks a reply worth waiting on with ``park``.
+    long_poll: str | None = None
     summary: str = ""

@@ -156,3 +156,37 @@ log_entry = Table(
     Column("data", Text, nullable=False),
 )
 Index("log_entry_level_time", log_entry.c.level, log_entry.c.timestamp)
+
+# --- shared: rate limiters (tracker/ratelimit.py) ---------------------------------------------
+# One "next free time" per (project, limiter), shared by every gateway and service replica.
+# Written only through tracker.ratelimit: task_svc admits and charges, project_svc resets.
+rate_limit = Table(
+    "rate_limit",
+    metadata,
+    Column("project_id", BigInteger, ForeignKey("project.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", SmallInteger, primary_key=True),  # 0 assign, 1 submit
+    Column("next_free", Float(precision=53), nullable=False),  # unix seconds
+)
+
+# --- project_svc: monitoring ------------------------------------------------------------------
+monitoring_snapshot = Table(
+    "monitoring_snapshot",
+    metadata,
+    Column("project_id", BigInteger, ForeignKey("project.id", ondelete="CASCADE"), primary_key=True),
+    Column("time_stamp", BigInteger, primary_key=True),
+    Column("new_task_count", BigInteger, nullable=False),
+    Column("failed_task_count", BigInteger, nullable=False),
+    Column("closed_task_count", BigInteger, nullable=False),
+    Column("worker_access_count", BigInteger, nullable=False),
+    Column("awaiting_verification_count", BigInteger, nullable=False),
+)
+Index("monitoring_snapshot_time", monitoring_snapshot.c.time_stamp)
+
+# The last interval slot a snapshot was taken for: the one replica that advances it takes the
+# snapshot, so it happens once per interval cluster-wide however many replicas tick.
+monitoring_clock = Table(
+    "monitoring_clock",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("slot", BigInteger, nullable=False),
+)

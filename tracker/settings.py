@@ -39,6 +39,8 @@ class Settings:
     argon2_time_cost: int
     argon2_memory_kib: int
     max_body_bytes: int
+    monitoring_interval: float
+    monitoring_retention_hours: float
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -95,4 +97,6 @@ def get_settings() -> Settings:
         argon2_time_cost=int(_env("TT_ARGON2_TIME_COST", "2")),
         argon2_memory_kib=int(_env("TT_ARGON2_MEMORY_KIB", str(19 * 1024))),
         max_body_bytes=int(_env("TT_MAX_BODY_BYTES", str(16 * 1024 * 1024))),
+        monitoring_interval=float(_env("TT_MONITORING_INTERVAL", "120")),
+        monitoring_retention_hours=float(_env("TT_MONITORING_RETENTION_HOURS", "400")),
     )

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from tracker.fields import INT63_MAX, Id, Message, NonEmptyText, Rate, Text
+from tracker.routing import QueryParam
 
 Priority = Annotated[int, Field(ge=0, le=(1 << 31) - 1)]
 Chain = Annotated[int, Field(ge=0, le=INT63_MAX)]
@@ -65,3 +66,16 @@ class RequestAccess(Message):
 class SetRole(Message):
     manager: Id
     role: Annotated[int, Field(ge=0, le=31)]
+
+
+class SetSecret(Message):
+    secret: Text
+
+
+class SetWebhookSecret(Message):
+    webhook_secret: NonEmptyText
+
+
+UNIX_TIME = (1, (1 << 31) - 1)
+MONITORING_QUERY = {"count": QueryParam(1, 999, required=True)}
+MONITORING_BETWEEN_QUERY = {"from": QueryParam(*UNIX_TIME, required=True), "to": QueryParam(*UNIX_TIME, required=True)}

@@ -1,6 +1,15 @@
-"""Gateway routes of project_svc: projects, worker access, manager roles on projects."""
+"""Gateway routes of project_svc: projects, worker access, manager roles, secrets, monitoring."""
 
-from services.project_svc.messages import CreateProject, RequestAccess, SetRole, UpdateProject
+from services.project_svc.messages import (
+    MONITORING_BETWEEN_QUERY,
+    MONITORING_QUERY,
+    CreateProject,
+    RequestAccess,
+    SetRole,
+    SetSecret,
+    SetWebhookSecret,
+    UpdateProject,
+)
 from tracker.routing import Caller, Route
 
 ROUTES = [
@@ -21,4 +30,16 @@ ROUTES = [
           summary="Managers with a role on a project"),
     Route("POST", "/manager/set_role_for_project/{id}", "set_role", Caller.MANAGER, body=SetRole,
           summary="Set a manager's role bitmask on a project (MANAGE_ACCESS)"),
+    Route("GET", "/project/secret/{id}", "get_secret",
+          summary="The project's secret (a worker with granted access, or SECRET)"),
+    Route("POST", "/project/secret/{id}", "set_secret", Caller.MANAGER, body=SetSecret,
+          summary="Set the project's secret (SECRET)"),
+    Route("GET", "/project/webhook_secret/{id}", "get_webhook_secret", Caller.MANAGER,
+          summary="The git webhook's HMAC key (SECRET)"),
+    Route("POST", "/project/webhook_secret/{id}", "set_webhook_secret", Caller.MANAGER, body=SetWebhookSecret,
+          summary="Set the git webhook's HMAC key (SECRET)"),
+    Route("GET", "/project/monitoring/{id}", "monitoring", query=MONITORING_QUERY,
+          summary="The N newest monitoring snapshots (R)"),
+    Route("GET", "/project/monitoring-between/{id}", "monitoring_between", query=MONITORING_BETWEEN_QUERY,
+          summary="Monitoring snapshots taken between two times, newest first (R)"),
 ]

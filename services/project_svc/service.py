@@ -1,13 +1,34 @@
-"""nameko entrypoints of project_svc: projects, worker access requests, manager roles."""
+"""nameko entrypoints of project_svc: projects, worker access requests, manager roles, secrets,
+and the monitoring snapshots (a timer on every replica; one of them takes each snapshot)."""
 
 from __future__ import annotations
 
+import logging
+
+from nameko.timer import timer
+
 from services.project_svc import store
-from tracker.access import ROLE_ALL, ROLE_EDIT, ROLE_MANAGE_ACCESS, ProjectAccess, project_access
+from tracker import ratelimit
+from tracker.access import (
+    ROLE_ALL,
+    ROLE_EDIT,
+    ROLE_MANAGE_ACCESS,
+    ROLE_SECRET,
+    ProjectAccess,
+    project_access,
+)
+from tracker.db import transaction
 from tracker.errors import ApiError, bad_request, conflict, not_found, ok
 from tracker.hashing import new_webhook_secret
 from tracker.service import endpoint
+from tracker.settings import get_settings
 from tracker.views import public_project
+
+log = logging.getLogger("project_svc.monitoring")
+_SETTINGS = get_settings()
+# Tick several times per interval so that some replica claims every slot even if one is busy;
+# a tick that finds its slot already claimed costs one indexed UPDATE of one row.
+SNAPSHOT_TICK = max(0.2, min(_SETTINGS.monitoring_interval / 4, 10.0))
 
 
 def _require_role(acc: ProjectAccess, ident, bit: int, what: str) -> None:
@@ -69,6 +90,7 @@ class ProjectService:
             raise bad_request("invalid field 'hidden': a project cannot be both public and hidden")
         if not store.update_fields(conn, project_id, params):
             raise conflict("Project name already taken")
+        ratelimit.reset(conn, project_id)
         return ok()
 
     # --- worker access ----------------------------------------------------------------------
@@ -127,3 +149,61 @@ class ProjectService:
         _require_role(acc, ident, ROLE_MANAGE_ACCESS, "MANAGE_ACCESS")
         store.set_role(conn, params["manager"], params["id"], params["role"])
         return ok()
+
+    # --- secrets ----------------------------------------------------------------------------
+    @endpoint
+    def get_secret(self, conn, ident, params):
+        acc = project_access(conn, ident, params["id"])
+        if not (acc.granted or acc.has_role(ROLE_SECRET)):
+            raise ident.denied("A granted access or the SECRET role is required")
+        return ok({"secret": acc.project["secret"]})
+
+    def _secret_keeper(self, conn, ident, project_id: int) -> ProjectAccess:
+        ident.require_manager()
+        acc = project_access(conn, ident, project_id)
+        _require_role(acc, ident, ROLE_SECRET, "SECRET")
+        return acc
+
+    @endpoint
+    def set_secret(self, conn, ident, params):
+        self._secret_keeper(conn, ident, params["id"])
+        store.update_fields(conn, params["id"], {"secret": params["secret"]})
+        return ok()
+
+    @endpoint
+    def get_webhook_secret(self, conn, ident, params):
+        acc = self._secret_keeper(conn, ident, params["id"])
+        return ok({"webhook_secret": acc.project["webhook_secret"]})
+
+    @endpoint
+    def set_webhook_secret(self, conn, ident, params):
+        self._secret_keeper(conn, ident, params["id"])
+        store.update_fields(conn, params["id"], {"webhook_secret": params["webhook_secret"]})
+        return ok()
+
+    # --- monitoring -------------------------------------------------------------------------
+    def _readable(self, conn, ident, project_id: int) -> None:
+        if not project_access(conn, ident, project_id).can_read:
+            raise ident.denied("You may not read this project")
+
+    @endpoint
+    def monitoring(self, conn, ident, params):
+        self._readable(conn, ident, params["id"])
+        return ok({"snapshots": store.snapshots(conn, params["id"], limit=params["count"])})
+
+    @endpoint
+    def monitoring_between(self, conn, ident, params):
+        self._readable(conn, ident, params["id"])
+        return ok({"snapshots": store.snapshots(conn, params["id"], since=params["from"], until=params["to"])})
+
+    @timer(interval=SNAPSHOT_TICK)
+    def snapshot_tick(self):
+        """Every replica ticks; the one that advances the shared clock takes the snapshot."""
+        try:
+            with transaction() as conn:
+                taken = store.take_snapshot(conn, _SETTINGS.monitoring_interval,
+                                            _SETTINGS.monitoring_retention_hours)
+            if taken is not None:
+                log.debug("monitoring snapshot of %d projects", taken)
+        except Exception as exc:  # noqa: BLE001 - a missed tick is retried by the next one
+            log.warning("monitoring snapshot failed: %s", exc.__class__.__name__)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, exists, or_, select, true, update
+from sqlalchemy import Connection, delete, exists, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
-from tracker.schema import manager, manager_role, project, worker, worker_access
+from tracker.schema import manager, manager_role, monitoring_snapshot, project, worker, worker_access
 from tracker.views import project_query
 
 UNIQUE_VIOLATION = "23505"  # the only unique index on project besides the key is its name
@@ -123,3 +123,55 @@ def access_list(conn: Connection, project_id: int) -> list[dict]:
     ).mappings()
     return [{"worker": {k: r[k] for k in ("id", "created", "alias", "paused")}, "project": project_id,
              "assign": r["assign"], "submit": r["submit"], "request": r["request"]} for r in rows]
+
+
+# --- monitoring (contract §3 snapshot, §6.4) ---------------------------------------------------
+_SNAPSHOT_COLUMNS = ("new_task_count", "failed_task_count", "closed_task_count", "worker_access_count",
+                     "awaiting_verification_count", "time_stamp")
+
+# Claim the current slot: only one transaction cluster-wide can move the clock to it.
+_CLAIM = text("""
+    UPDATE monitoring_clock SET slot = floor(extract(epoch FROM clock_timestamp()) / :interval)::bigint
+    WHERE id = 1 AND slot < floor(extract(epoch FROM clock_timestamp()) / :interval)::bigint
+    RETURNING floor(extract(epoch FROM clock_timestamp()))::bigint AS now""")
+
+# Task counts come from task_svc's tables and access counts from this service's: a read-only
+# aggregate, written only into this service's snapshot table.
+_SNAPSHOT = text("""
+    INSERT INTO monitoring_snapshot (project_id, time_stamp, new_task_count, failed_task_count,
+        closed_task_count, worker_access_count, awaiting_verification_count)
+    SELECT p.id, :now, coalesce(t.new, 0), coalesce(t.failed, 0), coalesce(c.closed_task_count, 0),
+           coalesce(a.n, 0), coalesce(t.awaiting, 0)
+    FROM project p
+    LEFT JOIN (
+        SELECT project,
+               count(*) FILTER (WHERE status = 1 AND NOT verified) AS new,
+               count(*) FILTER (WHERE status = 1 AND verified) AS awaiting,
+               count(*) FILTER (WHERE status = 2) AS failed
+        FROM (SELECT project, status,
+                     verification_count > 1 AND EXISTS (SELECT 1 FROM task_verification v WHERE v.task_id = task.id)
+                         AS verified
+              FROM task WHERE status IN (1, 2)) s
+        GROUP BY project) t ON t.project = p.id
+    LEFT JOIN project_closures c ON c.project_id = p.id
+    LEFT JOIN (SELECT project_id, count(*) AS n FROM worker_access GROUP BY project_id) a ON a.project_id = p.id
+    ON CONFLICT DO NOTHING""")
+
+
+def take_snapshot(conn: Connection, interval: float, retention_hours: float) -> int | None:
+    """Snapshot every project if this call claims the current interval slot; else None."""
+    now = conn.execute(_CLAIM, {"interval": interval}).scalar()
+    if now is None:
+        return None
+    conn.execute(delete(monitoring_snapshot).where(monitoring_snapshot.c.time_stamp < now - retention_hours * 3600))
+    return conn.execute(_SNAPSHOT, {"now": now}).rowcount
+
+
+def snapshots(conn: Connection, project_id: int, limit: int | None = None, since: int | None = None,
+              until: int | None = None) -> list[dict]:
+    query = select(*(monitoring_snapshot.c[name] for name in _SNAPSHOT_COLUMNS)).where(
+        monitoring_snapshot.c.project_id == project_id)
+    if since is not None:
+        query = query.where(monitoring_snapshot.c.time_stamp.between(since, until))
+    query = query.order_by(monitoring_snapshot.c.time_stamp.desc()).limit(limit if limit else 100_000)
+    return [dict(r) for r in conn.execute(query).mappings()]

@@ -74,4 +74,4 @@ class ExtendTask(Message):
     seconds: Annotated[int, Field(ge=1, le=604_800)]
 
 
-GET_QUERY = {"count": QueryParam(1, 100)}
+GET_QUERY = {"count": QueryParam(1, 100), "wait": QueryParam(0, 30)}

@@ -1,11 +1,13 @@
-"""nameko entrypoints of task_svc: submit, get, release, extend."""
+"""nameko entrypoints of task_svc: submit, get, release, extend, and the task-level project routes
+(assignees and maintenance), which act on tables this service owns."""
 
 from __future__ import annotations
 
 from services.task_svc import store
 from services.task_svc.messages import TR_FAIL, TR_OK
-from tracker.access import project_access
-from tracker.errors import ApiError, envelope, not_found, ok, reply
+from tracker import ratelimit
+from tracker.access import ROLE_MAINTENANCE, project_access
+from tracker.errors import ApiError, envelope, not_found, ok, reply, with_counts
 from tracker.service import endpoint
 from tracker.views import public_project
 
@@ -39,17 +41,24 @@ class TaskService:
 
     @endpoint
     def submit(self, conn, ident, params):
-        self._submittable(conn, ident, params["project"])
+        acc = self._submittable(conn, ident, params["project"])
+        admitted = ratelimit.admit(conn, params["project"], ratelimit.SUBMIT, acc.project["submit_rate"])
         if store.insert_tasks(conn, params["project"], [params]) == 0:
-            raise ApiError(409, "A task with this hash already exists in the project")
-        return ok()
+            raise ApiError(409, "A task with this hash already exists in the project")  # not charged
+        admitted.charge(conn, 1)
+        store.wake(conn, params["project"])
+        return with_counts(ok(), submitted=1)
 
     @endpoint
     def bulk_submit(self, conn, ident, params):
-        self._submittable(conn, ident, params["project"])
+        acc = self._submittable(conn, ident, params["project"])
         tasks = params["tasks"]
+        admitted = ratelimit.admit(conn, params["project"], ratelimit.SUBMIT, acc.project["submit_rate"])
         submitted = store.insert_tasks(conn, params["project"], tasks)
-        return ok({"submitted": submitted, "duplicates": len(tasks) - submitted})
+        admitted.charge(conn, len(tasks))  # a bulk of N costs N, duplicates included (contract §5)
+        if submitted:
+            store.wake(conn, params["project"])
+        return with_counts(ok({"submitted": submitted, "duplicates": len(tasks) - submitted}), submitted=submitted)
 
     @endpoint
     def get_tasks(self, conn, ident, params):
@@ -59,14 +68,22 @@ class TaskService:
         acc = project_access(conn, ident, params["project"])
         if not acc.can_assign:
             raise ident.denied("ASSIGN access required on this project")
+        admitted = ratelimit.admit(conn, params["project"], ratelimit.ASSIGN, acc.project["assign_rate"])
         batch = "count" in params
         rows = [] if acc.project["paused"] else store.assign(conn, params["project"], worker,
                                                              params.get("count", 1))
         if not rows:
-            return reply(200, envelope(False, {"tasks": []} if batch else None, NO_TASK))
+            # A long-poll (gateway) parks until a notification, or until the next lease expiry,
+            # which sends none; a paused project has nothing to wait for but the timeout.
+            retry_in = None
+            if params.get("wait") and not acc.project["paused"]:
+                retry_in = store.next_expiry_in(conn, params["project"])
+            return reply(200, envelope(False, {"tasks": []} if batch else None, NO_TASK), park=True,
+                         retry_in=retry_in)
+        admitted.charge(conn, len(rows))
         project = public_project(acc.project)
         tasks = [task_object(r, project) for r in rows]
-        return ok({"tasks": tasks} if batch else {"task": tasks[0]})
+        return with_counts(ok({"tasks": tasks} if batch else {"task": tasks[0]}), assigned=len(tasks))
 
     @staticmethod
     def _held(conn, ident, task_id: int) -> tuple[int, dict | None]:
@@ -90,17 +107,20 @@ class TaskService:
         result = params["result"]
         if result == TR_FAIL:
             store.fail(conn, task["id"])
+            store.wake(conn, task["project"])
             return ok({"updated": True})
         if result != TR_OK:  # TR_SKIP: as if the worker never touched it
             store.unassign(conn, task["id"])
+            store.wake(conn, task["project"])
             return ok({"updated": True})
         if task["verification_count"] > 1:
             agreeing = store.record_verification(conn, task["id"], worker, params["verification"])
             if agreeing < task["verification_count"]:
                 store.unassign(conn, task["id"])
+                store.wake(conn, task["project"])
                 return not_updated("Awaiting verification")
         store.close(conn, task, worker)
-        return ok({"updated": True})
+        return with_counts(ok({"updated": True}), closed=1)
 
     @endpoint
     def extend(self, conn, ident, params):
@@ -110,3 +130,38 @@ class TaskService:
         if task["max_assign_time"] == 0:
             return ok({"updated": True, "expires": 0})
         return ok({"updated": True, "expires": store.extend(conn, task["id"], params["seconds"])})
+
+    # --- project routes over this service's tables ------------------------------------------
+    @endpoint
+    def assignees(self, conn, ident, params):
+        acc = project_access(conn, ident, params["id"])
+        if not acc.can_read:
+            raise ident.denied("You may not read this project")
+        return ok({"assignees": store.assignees(conn, params["id"])})
+
+    @staticmethod
+    def _maintained(conn, ident, project_id: int) -> None:
+        ident.require_manager()
+        if not project_access(conn, ident, project_id).has_role(ROLE_MAINTENANCE):
+            raise ApiError(403, "MAINTENANCE role required on this project")
+
+    @endpoint
+    def reset_failed_tasks(self, conn, ident, params):
+        self._maintained(conn, ident, params["id"])
+        affected = store.reset_failed(conn, params["id"])
+        if affected:
+            store.wake(conn, params["id"])
+        return ok({"affected_tasks": affected})
+
+    @endpoint
+    def hard_reset(self, conn, ident, params):
+        self._maintained(conn, ident, params["id"])
+        return ok({"affected_tasks": store.delete_all(conn, params["id"])})
+
+    @endpoint
+    def reclaim_assigned_tasks(self, conn, ident, params):
+        self._maintained(conn, ident, params["id"])
+        affected = store.reclaim_assigned(conn, params["id"])
+        if affected:
+            store.wake(conn, params["id"])
+        return ok({"affected_tasks": affected})

@@ -88,8 +88,9 @@ def close(conn: Connection, task: dict, worker: int) -> None:
         ON CONFLICT (worker_id) DO UPDATE SET closed_task_count = worker_closures.closed_task_count + 1"""),
         {"w": worker})
     chain = conn.execute(text("SELECT chain FROM project WHERE id = :p"), {"p": task["project"]}).scalar()
-    if chain:  # the copy ignores the target's rate limit and permissions (contract §3.2)
-        insert_tasks(conn, chain, [task])
+    # The copy ignores the target's rate limit and permissions (contract §3.2).
+    if chain and insert_tasks(conn, chain, [task]):
+        wake(conn, chain)
 
 
 def insert_tasks(conn: Connection, project: int, tasks: list[dict]) -> int:
@@ -114,3 +115,52 @@ def extend(conn: Connection, task_id: int, seconds: int) -> int:
     return conn.execute(text("""
         UPDATE task SET lease_deadline = clock_timestamp() + make_interval(secs => :s) WHERE id = :id
         RETURNING ceil(extract(epoch FROM lease_deadline))::bigint"""), {"id": task_id, "s": seconds}).scalar()
+
+
+def wake(conn: Connection, project: int) -> None:
+    """Tell parked long-polls (gateway/longpoll.py) that the project may have an assignable task.
+
+    NOTIFY is delivered at commit and only then, and PostgreSQL folds identical notifications of
+    one transaction into one. Only paths that make a task assignable call it; the hot get/close
+    cycle never does.
+    """
+    conn.execute(text("SELECT pg_notify('tt_task_ready', CAST(:p AS text))"), {"p": project})
+
+
+def next_expiry_in(conn: Connection, project: int) -> float | None:
+    """Seconds until the project's earliest lease expires (an expiry sends no notification)."""
+    return conn.execute(text("""
+        SELECT greatest(extract(epoch FROM min(lease_deadline) - clock_timestamp()), 0)::float8 FROM task
+        WHERE project = :p AND status = 1 AND assignee IS NOT NULL AND lease_deadline IS NOT NULL"""),
+        {"p": project}).scalar()
+
+
+# --- maintenance (contract §6.4) ---------------------------------------------------------------
+def reset_failed(conn: Connection, project: int) -> int:
+    return conn.execute(text("""
+        UPDATE task SET status = 1, retries = 0, assignee = NULL, lease_deadline = NULL
+        WHERE project = :p AND status = 2"""), {"p": project}).rowcount
+
+
+def delete_all(conn: Connection, project: int) -> int:
+    """Every task of the project, whatever its status; verification records go by cascade."""
+    return conn.execute(text("DELETE FROM task WHERE project = :p"), {"p": project}).rowcount
+
+
+def reclaim_assigned(conn: Connection, project: int) -> int:
+    return conn.execute(text("""
+        UPDATE task SET assignee = NULL, lease_deadline = NULL
+        WHERE project = :p AND status = 1 AND assignee IS NOT NULL"""), {"p": project}).rowcount
+
+
+def assignees(conn: Connection, project: int) -> list[dict]:
+    """Non-CLOSED tasks by holder alias; tasks without a live lease count as "unassigned"."""
+    rows = conn.execute(text("""
+        SELECT CASE WHEN t.status = 1 AND t.assignee IS NOT NULL
+                         AND (t.lease_deadline IS NULL OR t.lease_deadline > clock_timestamp())
+                    THEN coalesce(w.alias, 'unassigned') ELSE 'unassigned' END AS assignee,
+               count(*) AS task_count
+        FROM task t LEFT JOIN worker w ON w.id = t.assignee
+        WHERE t.project = :p AND t.status <> 3
+        GROUP BY 1 ORDER BY 2, 1 COLLATE "C" LIMIT 16"""), {"p": project}).mappings()
+    return [dict(r) for r in rows]

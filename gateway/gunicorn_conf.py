@@ -1,0 +1,36 @@
+"""gunicorn settings hooks for the gateway (``gunicorn -c python:gateway.gunicorn_conf``).
+
+prometheus_client picks its multi-process mode when first imported, so the metrics directory is
+set here, in the master, before any worker is forked. ``TT_METRICS_DIR`` names it (an emptyDir
+in Kubernetes); otherwise a private temporary directory is made and removed on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_OWN_DIR = not os.environ.get("TT_METRICS_DIR")
+METRICS_DIR = os.environ.get("TT_METRICS_DIR") or tempfile.mkdtemp(prefix="tt-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
+
+from prometheus_client import multiprocess  # noqa: E402 - after the directory is chosen
+
+
+def on_starting(server) -> None:
+    """Samples of an earlier gateway in the same directory would be counted again: start empty."""
+    path = Path(METRICS_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker) -> None:
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _OWN_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)

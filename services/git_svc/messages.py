@@ -1,0 +1,142 @@
+"""Shapes of the git webhook (contract §6.7): the signature headers and the push payload fields used.
+
+Parsed by hand rather than by a pydantic ``Message`` because the route has its own check order:
+the signature header's 401 comes before any body 400, so the gateway hands the raw body through
+(``Route(raw_body=True)``) and the service parses it only after step 1. The HMAC is computed over
+those raw bytes, never over a re-serialisation.
+
+Push payload fields used (GitHub, Gitea and Gogs all send them):
+
+| field                        | type   | use |
+|------------------------------|--------|-----|
+| `repository.full_name`       | string | required, non-empty: matched case-insensitively with `project.git_repo` |
+| `repository.default_branch`  | string | optional; absent, null, empty or not a string → `master` and `main` |
+| `ref`                        | string | `refs/heads/<default>` updates; anything else (or absent) is ignored |
+| `after`                      | string | required, non-empty, only when the push is applied: the new `version` |
+
+A JSON ``null`` counts as absent (contract §1.1), as everywhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tracker.errors import bad_request
+
+# (header name as the gateway passes it — lower-cased —, provider); the first one present is used.
+SIGNATURE_HEADERS = (
+    ("x-hub-signature-256", "GitHub"),
+    ("x-gitea-signature", "Gitea"),
+    ("x-gogs-signature", "Gogs"),
+)
+_PREFIX = "sha256="
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+FALLBACK_DEFAULT_BRANCHES = ("master", "main")
+
+
+# --- signature header (step 1) -----------------------------------------------------------------
+def signature_header(headers: Any) -> str | None:
+    """Value of the first signature header present (None: none is, a 401).
+
+    A header sent with an empty value carries no signature and counts as absent. The SHA-1
+    ``X-Hub-Signature`` is deliberately not in the list.
+    """
+    if not isinstance(headers, dict):
+        return None
+    for name, _provider in SIGNATURE_HEADERS:
+        value = headers.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def signature_digest(value: str) -> bytes | None:
+    """The 32 bytes a header value names; None when it is not ``[sha256=]<64 hex digits>``.
+
+    A malformed value is simply a signature that matches nothing (403 at step 4), never an error.
+    Hex digits are case-insensitive; the ``sha256=`` prefix is tolerated on every provider's header.
+    """
+    if value[: len(_PREFIX)].lower() == _PREFIX:
+        value = value[len(_PREFIX):]
+    if not _HEX_SHA256.fullmatch(value):
+        return None
+    return bytes.fromhex(value)
+
+
+# --- body (step 2) -----------------------------------------------------------------------------
+def raw_body(params: dict) -> bytes:
+    """The exact request bytes, which the gateway sends base64-encoded."""
+    encoded = params.get("raw_body") or ""
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise bad_request("malformed request body") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _without_nulls(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if v is not None}
+
+
+def _storable(value: Any) -> bool:
+    """A non-empty string PostgreSQL text can hold (no U+0000, no lone surrogate)."""
+    if not isinstance(value, str) or value == "" or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Push:
+    full_name: str
+    default_branches: tuple[str, ...]
+    ref: Any  # compared only; anything but a matching string means "not the default branch"
+    after: Any  # validated only when the push is applied (step 6)
+
+    @property
+    def on_default_branch(self) -> bool:
+        return isinstance(self.ref, str) and any(self.ref == f"refs/heads/{b}" for b in self.default_branches)
+
+    def version(self) -> str:
+        if not _storable(self.after):
+            raise bad_request("invalid field 'after': must be a non-empty string")
+        return self.after
+
+
+def parse_push(raw: bytes) -> Push:
+    """Step 2: a JSON object (UTF-8) with a non-empty string ``repository.full_name``, else 400."""
+    if not raw.strip():
+        data: Any = {}  # an empty body counts as {} (contract §1.1), so it lacks the field
+    else:
+        try:
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_hook=_without_nulls)
+        except UnicodeDecodeError:
+            raise bad_request("malformed JSON body: not valid UTF-8") from None
+        except RecursionError:
+            raise bad_request("malformed JSON body: nested too deeply") from None
+        except ValueError as exc:
+            raise bad_request(f"malformed JSON body: {exc}") from None
+    if not isinstance(data, dict):
+        raise bad_request("request body must be a JSON object")
+    repository = data.get("repository")
+    if not isinstance(repository, dict):
+        raise bad_request("invalid field 'repository': must be an object with 'full_name'")
+    full_name = repository.get("full_name")
+    if full_name is None:
+        raise bad_request("invalid field 'repository.full_name': required")
+    if not _storable(full_name):
+        raise bad_request("invalid field 'repository.full_name': must be a non-empty string")
+    default = repository.get("default_branch")
+    branches = (default,) if isinstance(default, str) and default else FALLBACK_DEFAULT_BRANCHES
+    return Push(full_name=full_name, default_branches=branches, ref=data.get("ref"), after=data.get("after"))
