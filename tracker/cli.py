@@ -83,6 +83,12 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from tracker.probe import run
+
+    return run(args.name, args.max_age, args.pid)
+
+
 def cmd_admin_create(args: argparse.Namespace) -> int:
     from services.manager_svc.admin import create_admin_from_cli
 
@@ -111,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     up = db_sub.add_parser("upgrade", help="create the database if needed and apply migrations")
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=cmd_db)
+
+    probe = sub.add_parser("probe", help="health probe: exit 0 iff the service's processes are consuming")
+    probe.add_argument("name", nargs="?", default=None,
+                       help="a service, or 'gateway' (GET /readyz); default: the one part this container runs")
+    probe.add_argument("--max-age", type=float, default=None,
+                       help="seconds since the last good self-check (default TT_HEARTBEAT_MAX_AGE or 30)")
+    probe.add_argument("--pid", type=int, default=None, help="check this process only (default: every replica)")
+    probe.set_defaults(func=cmd_probe)
 
     admin = sub.add_parser("admin", help="manager accounts")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)

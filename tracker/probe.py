@@ -15,6 +15,7 @@ The file's mtime is the last time the service was seen consuming; its JSON body 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -61,10 +62,8 @@ class Heartbeat:
         and the mtime keeps the last time it was consuming, so the probe's age check still holds."""
         last_ok = 0.0
         if problem is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 last_ok = self.path.stat().st_mtime
-            except FileNotFoundError:
-                pass
         body = {"service": self.service, "pid": os.getpid(), "consuming": problem is None,
                 "problem": problem, "checked_at": time.time()}
         tmp = self.path.with_name(self.path.name + ".tmp")
@@ -132,8 +131,8 @@ def check_service(service: str, max_age: float, pid: int | None = None) -> tuple
             continue
         ok = False
         since = "never" if beat.age > time.time() - 1 else f"not for {beat.age:.0f} s"
-        lines.append(f"{service} pid {beat.pid}: NOT consuming ({since}; max {max_age:g} s): "
-                     f"{beat.problem or 'no self-check ran (process stuck?)'}")
+        why = beat.problem or f"no self-check for {beat.age:.0f} s (process stuck?)"
+        lines.append(f"{service} pid {beat.pid}: NOT consuming ({since}; max {max_age:g} s): {why}")
     return ok, lines
 
 
@@ -151,10 +150,11 @@ def check_gateway(timeout: float = 3.0) -> tuple[bool, list[str]]:
         return False, [f"gateway: {url} failed: {exc}"]
 
 
-def detect_role() -> str | None:
-    """The part this container runs, read from the process table: ``tracker serve NAME`` (a service)
-    or gunicorn with the gateway app. Lets one image-wide HEALTHCHECK serve every container."""
-    roles = set()
+def detect_roles() -> set[str]:
+    """The parts running here, read from the process table: ``tracker serve NAME`` (a service) or
+    gunicorn with the gateway app. In a container that is one, so one image-wide HEALTHCHECK
+    (``tracker probe`` without a name) serves the gateway, every service and the migration job."""
+    roles: set[str] = set()
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             argv = [a.decode(errors="replace") for a in cmdline.read_bytes().split(b"\0") if a]
@@ -165,15 +165,19 @@ def detect_role() -> str | None:
         for i, arg in enumerate(argv[:-2]):
             if arg.endswith("tracker") and argv[i + 1] == "serve":
                 roles.add(argv[i + 2])
-    return roles.pop() if len(roles) == 1 else None
+    return roles
 
 
 def run(name: str | None, max_age: float | None, pid: int | None) -> int:
     if name is None:
-        name = detect_role()
-        if name is None:
-            print("tracker probe: no single `tracker serve` process here (a one-shot job?); nothing to probe")
+        roles = detect_roles()
+        if not roles:
+            print("tracker probe: no `tracker serve` process here (a one-shot job?); nothing to probe")
             return 0
+        if len(roles) > 1:
+            print(f"tracker probe: several parts run here ({', '.join(sorted(roles))}); name one", file=sys.stderr)
+            return 2
+        name = roles.pop()
     if name == GATEWAY:
         ok, lines = check_gateway()
     else:
