@@ -7,6 +7,7 @@ import logging
 import falcon
 
 from gateway.metrics import MetricsResource, RequestMetrics
+from gateway.openapi import OpenApiResource
 from gateway.ops import Health, Index, Ready
 from gateway.routes import Dispatcher, send, wire
 from gateway.rpc import RpcPool
@@ -61,6 +62,7 @@ def create_app() -> falcon.App:
     app.add_route("/healthz", Health())
     app.add_route("/readyz", Ready(settings))
     app.add_route("/metrics", MetricsResource())
+    app.add_route("/openapi.json", OpenApiResource())
     wire(app, dispatcher, discover())
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections import defaultdict
 from functools import partial
 
@@ -35,6 +36,8 @@ from tracker.routing import Caller, Route, Session
 from tracker.settings import Settings
 
 IDENTIFY = ("worker_svc", "identify")  # resolves credentials alone (used only on the error path)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 255
 PAUSED_MESSAGE = "A manager has paused you"
 
 
@@ -85,6 +88,7 @@ class Dispatcher:
             raise ApiError(401, "Unauthorized")
         try:
             params = self._params(route, req, path, raw)
+            self._idempotency_key(route, req, caller)
         except ApiError as syntax_error:
             self._credentials_before_syntax(route, caller)
             raise syntax_error from None
@@ -98,9 +102,27 @@ class Dispatcher:
         if route.long_poll and params.get("wait"):
             answer = self._long_poll(service, route, caller, params)
         else:
-            answer = self.pool.call(service, route.rpc, caller, params)
+            answer = self._call(service, route, caller, params)
         count_tasks(answer.get("counts"))
         return answer, token
+
+    def _call(self, service: str, route: Route, caller: dict, params: dict) -> dict:
+        """One RPC. Each call is named afresh (a redelivery of it keeps the name), unless the
+        client named the request with an Idempotency-Key."""
+        if not caller.get("keyed"):
+            caller = {**caller, "request": uuid.uuid4().hex}
+        return self.pool.call(service, route.rpc, caller, params)
+
+    @staticmethod
+    def _idempotency_key(route: Route, req: falcon.Request, caller: dict) -> None:
+        key = req.get_header(IDEMPOTENCY_HEADER) if route.idempotency_key else None
+        if key is None:
+            return
+        if not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isascii() and key.isprintable()):
+            raise ApiError(400, f"invalid header '{IDEMPOTENCY_HEADER}': must be 1 … {MAX_IDEMPOTENCY_KEY} "
+                                "printable ASCII characters")
+        caller["request"] = digest(f"idempotency-key\0{caller['worker_id']}\0{route.path}\0{key}")
+        caller["keyed"] = True
 
     def _long_poll(self, service: str, route: Route, caller: dict, params: dict) -> dict:
         """Ask; while the answer is "nothing yet", park until woken or the wait is over.
@@ -113,7 +135,7 @@ class Dispatcher:
         while True:
             event = self.waiters.park(project)
             try:
-                answer = self.pool.call(service, route.rpc, caller, params)
+                answer = self._call(service, route, caller, params)
                 left = deadline - time.monotonic()
                 if not answer.get("park") or left <= 0:
                     return answer

@@ -11,6 +11,8 @@ import contextlib
 import logging
 from collections import deque
 
+import nameko.rpc
+from nameko.amqp.publish import Publisher
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
@@ -19,11 +21,26 @@ from tracker.settings import Settings
 
 log = logging.getLogger("gateway.rpc")
 
+TRANSIENT = 1  # AMQP delivery mode: not written to the broker's disk
 INTERNAL_ERROR = reply(500, envelope(False, message="Internal error"))
+
+
+class RequestPublisher(Publisher):
+    """How the gateway publishes requests: transient, and expiring when the gateway stops waiting.
+
+    A request queued while every replica was down must not take effect after its client saw a
+    503, and a request nobody waits for is not worth the broker's disk. nameko's standalone
+    proxy takes no publisher options, so its method proxies are pointed at this class.
+    """
+
+    delivery_mode = TRANSIENT
+    expiration: float | None = None
 
 
 class RpcPool:
     def __init__(self, settings: Settings) -> None:
+        RequestPublisher.expiration = settings.rpc_timeout
+        nameko.rpc.MethodProxy.publisher_cls = RequestPublisher
         self._config = settings.nameko_config()
         self._timeout = settings.rpc_timeout
         self._idle: deque = deque()

@@ -67,6 +67,8 @@ class System:
             "TT_RPC_TIMEOUT": "10",
             "TT_ARGON2_TIME_COST": "1",
             "TT_ARGON2_MEMORY_KIB": "1024",
+            # Many systems share the machine's PostgreSQL (100 connections): keep each one small.
+            "TT_DB_POOL_SIZE": "4",
             "PYTHONUNBUFFERED": "1",
             **env_overrides,
         }

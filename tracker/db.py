@@ -27,7 +27,7 @@ def get_engine() -> Engine:
     return create_engine(
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        max_overflow=max(1, settings.db_pool_size // 4),
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5},

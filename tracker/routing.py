@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from pydantic import BaseModel
+
 from tracker.fields import Message
 
 
@@ -44,4 +46,17 @@ class Route:
     # ``?wait=S`` long-poll: the path parameter naming the project whose notifications wake the
     # parked request (gateway/longpoll.py); the service marks a reply worth waiting on with ``park``.
     long_poll: str | None = None
+    # Accepts the ``Idempotency-Key`` header (extension): a retry with the same key by the same
+    # worker within 24 h answers the first reply and changes nothing (tracker/idempotency.py).
+    idempotency_key: bool = False
     summary: str = ""
+    # --- OpenAPI only (gateway/openapi.py documents the route from these; no behaviour reads them) ---
+    reply: type[BaseModel] | None = None  # shape of ``content`` of the success answer; None: no content
+    status: int = 200  # the success status; 204 answers have no body
+    # The route may also answer 200 {"ok": false, "message": …}, a negative answer that is not an error
+    # ("No task available", a webhook for another branch): True, or the shape of its optional ``content``.
+    declined: type[BaseModel] | bool = False
+    errors: tuple[int, ...] = ()  # error statuses besides 400, 401, 404, 413 and 503, which any route may give
+    unauthorized: type[BaseModel] | None = None  # shape of ``content`` of this route's 401, if it carries one
+    raw_schema: type[BaseModel] | None = None  # raw_body routes: the JSON the service reads from the raw body
+    headers: tuple[str, ...] = ()  # request headers the service itself reads (raw_body routes: signatures)

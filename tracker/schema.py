@@ -190,3 +190,16 @@ monitoring_clock = Table(
     Column("id", SmallInteger, primary_key=True),
     Column("slot", BigInteger, nullable=False),
 )
+
+# --- shared: outcomes of state-changing calls (tracker/idempotency.py) --------------------------
+# The reply of each state-changing RPC, stored in the transaction of its effect: a redelivered
+# request (a replica died after commit, before the broker's ack) or a client retry with the same
+# Idempotency-Key finds it and gets the first answer instead of a second effect.
+rpc_outcome = Table(
+    "rpc_outcome",
+    metadata,
+    Column("request", Text, primary_key=True),
+    Column("reply", Text, nullable=False),
+    Column("expires", TIMESTAMP(timezone=True), nullable=False),
+)
+Index("rpc_outcome_expires", rpc_outcome.c.expires)

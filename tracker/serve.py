@@ -84,7 +84,7 @@ class ConsumeWatch:
         if not self.rpc:
             return "no RPC consumer in this process"
         for _, rpc, qc in self.rpc:
-            queue = rpc.queue.name if rpc.queue is not None else "?"
+            queue = rpc.queue.name if rpc.queue is not None else rpc.container.service_name
             if qc._gt is None or not qc._consumers_ready.ready():
                 return f"connecting to the broker ({queue})"
             if qc._gt.dead or qc.should_stop:

@@ -140,3 +140,26 @@ def parse_push(raw: bytes) -> Push:
     default = repository.get("default_branch")
     branches = (default,) if isinstance(default, str) and default else FALLBACK_DEFAULT_BRANCHES
     return Push(full_name=full_name, default_branches=branches, ref=data.get("ref"), after=data.get("after"))
+
+
+# --- reply shapes (OpenAPI) ---------------------------------------------------------------------
+# The webhook answers no ``content``; documented here is the push payload it reads from the raw
+# body (gateway/openapi.py; nothing validates with it: parse_push above does, after the signature).
+from pydantic import BaseModel, Field  # noqa: E402
+
+
+class PushRepository(BaseModel):
+    full_name: str = Field(min_length=1, description="matched case-insensitively with the projects' git_repo")
+    default_branch: str | None = Field(None, description="absent or empty: master and main both count")
+
+
+class PushPayload(BaseModel):
+    """A push event (GitHub, Gitea, Gogs); other keys are ignored."""
+
+    repository: PushRepository
+    ref: Any = Field(None, description="refs/heads/<default branch> updates; anything else is ignored (200 ok false)")
+    after: Any = Field(None, description="the pushed commit: the projects' new version (a non-empty string, "
+                                         "required when the push is applied)")
+
+
+SIGNATURE_HEADER_NAMES = tuple(name.title() for name, _provider in SIGNATURE_HEADERS)

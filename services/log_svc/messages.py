@@ -20,3 +20,19 @@ class WorkerLog(Message):
 class LogQuery(Message):
     level: Annotated[int, Field(ge=1, le=7)]
     since: Timestamp
+
+
+# --- reply shapes (OpenAPI) ---------------------------------------------------------------------
+# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+from tracker.shapes import Shape  # noqa: E402
+
+
+class LogEntry(Shape):
+    level: Annotated[int, Field(ge=1, le=7, description="FATAL 1 … TRACE 7")]
+    message: str
+    timestamp: int
+    data: str = Field(description='JSON-encoded object; for worker logs {"scope": string, "worker": int}')
+
+
+class LogEntries(Shape):
+    logs: list[LogEntry]

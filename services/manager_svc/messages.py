@@ -20,3 +20,29 @@ class Register(Message):
 class Login(Message):
     username: Text
     password: Text
+
+
+# --- reply shapes (OpenAPI) ---------------------------------------------------------------------
+# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+from typing import Literal  # noqa: E402
+
+from tracker.shapes import Manager, Shape  # noqa: E402
+
+
+class ManagerRecord(Shape):
+    manager: Manager
+
+
+class Account(Shape):
+    logged_in: Literal[True]
+    manager: Manager
+
+
+class LoggedOut(Shape):
+    """``content`` of /account's 401."""
+
+    logged_in: Literal[False]
+
+
+class ManagerList(Shape):
+    managers: list[Manager]

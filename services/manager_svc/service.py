@@ -11,7 +11,7 @@ from tracker.service import endpoint
 class ManagerService:
     name = "manager_svc"
 
-    @endpoint
+    @endpoint(once=True)
     def register(self, conn, ident, params):
         password_hash = offload(hash_password, params["password"])
         row = store.create(conn, params["username"], password_hash)

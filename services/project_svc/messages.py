@@ -79,3 +79,72 @@ class SetWebhookSecret(Message):
 UNIX_TIME = (1, (1 << 31) - 1)
 MONITORING_QUERY = {"count": QueryParam(1, 999, required=True)}
 MONITORING_BETWEEN_QUERY = {"from": QueryParam(*UNIX_TIME, required=True), "to": QueryParam(*UNIX_TIME, required=True)}
+
+
+# --- reply shapes (OpenAPI) ---------------------------------------------------------------------
+# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+from tracker.shapes import Count, Manager, Project, Shape, UnixTime, Worker  # noqa: E402
+
+# JSON Schema for request-body rules that a pydantic schema does not carry (model validators).
+OPENAPI_RULES: dict = {
+    CreateProject: {"not": {"required": ["public", "hidden"],
+                            "properties": {"public": {"const": True}, "hidden": {"const": True}}}},
+    RequestAccess: {"anyOf": [{"required": ["assign"], "properties": {"assign": {"const": True}}},
+                              {"required": ["submit"], "properties": {"submit": {"const": True}}}]},
+    UpdateProject: {"description": "Partial update: absent (or null) fields keep their value. The merged "
+                                   "project is validated (public and hidden together, chain, name taken)."},
+}
+
+
+class ProjectCreated(Shape):
+    id: int
+
+
+class ProjectRecord(Shape):
+    project: Project
+
+
+class ProjectList(Shape):
+    projects: list[Project]
+
+
+class WorkerAccess(Shape):
+    worker: Worker
+    project: int
+    assign: bool
+    submit: bool
+    request: bool = Field(description="true: a pending request, which grants nothing")
+
+
+class AccessList(Shape):
+    accesses: list[WorkerAccess]
+
+
+class ManagerRole(Shape):
+    manager: Manager
+    role: Annotated[int, Field(ge=1, le=31, description="READ 1, EDIT 2, MANAGE_ACCESS 4, SECRET 8, MAINTENANCE 16")]
+
+
+class ProjectManagers(Shape):
+    managers: list[ManagerRole]
+
+
+class ProjectSecret(Shape):
+    secret: str
+
+
+class ProjectWebhookSecret(Shape):
+    webhook_secret: str
+
+
+class Snapshot(Shape):
+    new_task_count: Count
+    failed_task_count: Count
+    closed_task_count: Count
+    worker_access_count: Count
+    awaiting_verification_count: Count
+    time_stamp: UnixTime
+
+
+class Snapshots(Shape):
+    snapshots: list[Snapshot]

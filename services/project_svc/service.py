@@ -49,7 +49,7 @@ class ProjectService:
         if not project_access(conn, ident, chain).has_role(ROLE_EDIT):
             raise ApiError(403, "EDIT role required on the chain target project")
 
-    @endpoint
+    @endpoint(once=True)
     def create(self, conn, ident, params):
         manager_id = ident.require_manager()
         if params["public"] and not ident.admin:

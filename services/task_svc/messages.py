@@ -75,3 +75,86 @@ class ExtendTask(Message):
 
 
 GET_QUERY = {"count": QueryParam(1, 100), "wait": QueryParam(0, 30)}
+
+
+# --- reply shapes (OpenAPI) ---------------------------------------------------------------------
+# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+from pydantic import RootModel  # noqa: E402
+
+from tracker.shapes import Count, Project, Shape  # noqa: E402
+
+_NON_ZERO = {"type": "integer", "not": {"const": 0}}
+# JSON Schema for request-body rules that a pydantic schema does not carry (model validators).
+OPENAPI_RULES: dict = {
+    SubmitTask: {"allOf": [
+        {"not": {"required": ["hash64", "hash_u64"],
+                 "properties": {"hash64": {"type": "integer"}, "hash_u64": {"type": "integer"}}}},
+        {"not": {"required": ["unique_string"], "properties": {"unique_string": {"type": "string", "minLength": 1}},
+                 "anyOf": [{"required": ["hash64"], "properties": {"hash64": _NON_ZERO}},
+                           {"required": ["hash_u64"], "properties": {"hash_u64": _NON_ZERO}}]}},
+    ]},
+    BulkSubmit: {"description": "Every item must name the same project (else 400). Items duplicating a stored "
+                                "task's or an earlier item's hash64 are skipped."},
+}
+
+
+class Task(Shape):
+    id: int
+    priority: SmallInt
+    project: Project
+    assignee: Annotated[int, Field(ge=0, description="the holder's worker id; 0 = nobody")]
+    retries: Count
+    max_retries: Count
+    status: Annotated[int, Field(ge=1, le=3, description="NEW 1, FAILED 2, CLOSED 3")]
+    recipe: str
+    max_assign_time: Annotated[int, Field(ge=0, description="lease seconds; 0 = the lease never expires")]
+    assign_time: Annotated[int, Field(description="unix seconds of the current assignment")]
+    verification_count: Count
+
+
+class OneTask(Shape):
+    task: Task
+
+
+class TaskBatch(Shape):
+    """The answer to ``?count=N``: the tasks in choice order."""
+
+    tasks: Annotated[list[Task], Field(min_length=1, max_length=100)]
+
+
+class Assignment(RootModel[OneTask | TaskBatch]):
+    """``{"task": Task}``, or ``{"tasks": [Task…]}`` with ``?count=N``."""
+
+
+class NoTask(Shape):
+    """``content`` of "No task available" with ``?count=N`` (absent without it)."""
+
+    tasks: Annotated[list[Task], Field(max_length=0)]
+
+
+class BulkSubmitted(Shape):
+    submitted: Count
+    duplicates: Count
+
+
+class Released(Shape):
+    updated: bool = Field(description="false: nothing changed (not the holder), or awaiting verification")
+
+
+class Extended(Shape):
+    updated: bool
+    expires: int = Field(0, description="new lease deadline, unix seconds (0: the lease never expires); "
+                                        "present when updated")
+
+
+class AssigneeCount(Shape):
+    assignee: str = Field(description='the holder\'s alias, or "unassigned"')
+    task_count: Count
+
+
+class Assignees(Shape):
+    assignees: Annotated[list[AssigneeCount], Field(max_length=16)]
+
+
+class AffectedTasks(Shape):
+    affected_tasks: Count

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import logging
+
+from nameko.timer import timer
+
 from services.task_svc import store
 from services.task_svc.messages import TR_FAIL, TR_OK
-from tracker import ratelimit
+from tracker import idempotency, ratelimit
 from tracker.access import ROLE_MAINTENANCE, project_access
+from tracker.db import transaction
 from tracker.errors import ApiError, envelope, not_found, ok, reply, with_counts
 from tracker.service import endpoint
 from tracker.views import public_project
@@ -14,6 +19,7 @@ from tracker.views import public_project
 NO_TASK = "No task available"
 PAUSED = "A manager has paused you"
 NOT_HOLDER = "Task was not marked as closed"
+log = logging.getLogger("task_svc")
 
 
 def task_object(row: dict, project: dict) -> dict:
@@ -39,7 +45,7 @@ class TaskService:
             raise ApiError(403, "SUBMIT access required on this project")
         return acc
 
-    @endpoint
+    @endpoint(once=True)
     def submit(self, conn, ident, params):
         acc = self._submittable(conn, ident, params["project"])
         admitted = ratelimit.admit(conn, params["project"], ratelimit.SUBMIT, acc.project["submit_rate"])
@@ -49,7 +55,7 @@ class TaskService:
         store.wake(conn, params["project"])
         return with_counts(ok(), submitted=1)
 
-    @endpoint
+    @endpoint(once=True)
     def bulk_submit(self, conn, ident, params):
         acc = self._submittable(conn, ident, params["project"])
         tasks = params["tasks"]
@@ -60,7 +66,7 @@ class TaskService:
             store.wake(conn, params["project"])
         return with_counts(ok({"submitted": submitted, "duplicates": len(tasks) - submitted}), submitted=submitted)
 
-    @endpoint
+    @endpoint(once=True)
     def get_tasks(self, conn, ident, params):
         worker = ident.require_worker()
         if ident.worker_paused:
@@ -99,7 +105,7 @@ class TaskService:
         held = task["status"] == store.NEW and task["assignee"] == worker
         return worker, task if held else None
 
-    @endpoint
+    @endpoint(once=True)
     def release(self, conn, ident, params):
         worker, task = self._held(conn, ident, params["task_id"])
         if task is None:
@@ -122,7 +128,7 @@ class TaskService:
         store.close(conn, task, worker)
         return with_counts(ok({"updated": True}), closed=1)
 
-    @endpoint
+    @endpoint(once=True)
     def extend(self, conn, ident, params):
         _, task = self._held(conn, ident, params["task_id"])
         if task is None:
@@ -145,7 +151,7 @@ class TaskService:
         if not project_access(conn, ident, project_id).has_role(ROLE_MAINTENANCE):
             raise ApiError(403, "MAINTENANCE role required on this project")
 
-    @endpoint
+    @endpoint(once=True)
     def reset_failed_tasks(self, conn, ident, params):
         self._maintained(conn, ident, params["id"])
         affected = store.reset_failed(conn, params["id"])
@@ -153,15 +159,24 @@ class TaskService:
             store.wake(conn, params["id"])
         return ok({"affected_tasks": affected})
 
-    @endpoint
+    @endpoint(once=True)
     def hard_reset(self, conn, ident, params):
         self._maintained(conn, ident, params["id"])
         return ok({"affected_tasks": store.delete_all(conn, params["id"])})
 
-    @endpoint
+    @endpoint(once=True)
     def reclaim_assigned_tasks(self, conn, ident, params):
         self._maintained(conn, ident, params["id"])
         affected = store.reclaim_assigned(conn, params["id"])
         if affected:
             store.wake(conn, params["id"])
         return ok({"affected_tasks": affected})
+
+    @timer(interval=60)
+    def prune_outcomes(self):
+        """Stored replies of state-changing calls outlive their window by at most a minute."""
+        try:
+            with transaction() as conn:
+                idempotency.prune(conn)
+        except Exception as exc:  # noqa: BLE001 - the next tick retries
+            log.warning("pruning stored replies failed: %s", exc.__class__.__name__)

@@ -19,7 +19,7 @@ class WorkerService:
         return ok({"worker_id": ident.worker_id, "worker_paused": ident.worker_paused,
                    "manager_id": ident.manager_id, "admin": ident.admin})
 
-    @endpoint
+    @endpoint(once=True)
     def create(self, conn, ident, params):
         secret = new_worker_secret()
         row = store.create(conn, params.get("alias") or DEFAULT_ALIAS, digest(decode_worker_secret(secret)))

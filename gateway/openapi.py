@@ -1,0 +1,358 @@
+"""``GET /openapi.json`` (contract §6.1): the OpenAPI 3.1 document of every route, generated.
+
+Nothing here is written twice. Paths, methods, summaries, path/query parameters, credentials and
+request bodies come from the plugins' ``Route`` declarations — the very objects gateway/routes.py
+wires and validates with — and from the strict request models (``Message``), through pydantic's
+JSON Schema generator. Reply shapes come from each route's ``reply``/``declined``/``unauthorized``
+models (plain pydantic models at the end of each service's ``messages.py`` and in
+``tracker/shapes.py``). The gateway's own routes (``/``, ``/healthz``, ``/readyz``, ``/metrics``,
+``/openapi.json``) are described below, next to the resources app.py wires.
+
+OpenAPI 3.1 because its schemas are JSON Schema 2020-12, which pydantic emits: optional fields
+(``X | None``, ``anyOf`` with ``{"type": "null"}``) and ``const`` need no 3.0 ``nullable``
+translation, and openapi-spec-validator and schemathesis both take 3.1.
+
+What the request models do not say by themselves, added here so the document accepts what the
+gateway accepts and rejects what it rejects (contract §1.1, §1.2):
+- a ``null`` field counts as absent, so every optional field of a request body also accepts null;
+- strings must be storable (no U+0000) and ``NonEmptyText`` is non-empty: the validators of
+  tracker.fields become ``pattern`` / ``minLength``;
+- services' own validators (model validators across fields, reserved values) are described by the
+  ``OPENAPI_RULES`` dict of the request model's module, keyed by the model or validator function.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import sys
+from functools import cache
+from typing import Annotated, Any, Literal
+
+import falcon
+from pydantic import BaseModel, Field
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
+
+from tracker import __version__, fields
+from tracker.fields import INT63_MAX, Message
+from tracker.plugins import Plugin, discover
+from tracker.routing import Caller, Route, Session
+from tracker.shapes import Shape
+
+OPENAPI_VERSION = "3.1.0"
+PATH = "/openapi.json"
+COMPONENTS = "#/components/schemas/"
+COMMON_ERRORS = (400, 401, 404, 413, 503)  # any plugin route may answer these (contract §1.4)
+NO_NUL = "^[^\\u0000]*$"  # PostgreSQL text cannot hold U+0000 (contract §1.2)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"}
+
+STATUS_TEXT = {
+    400: "Malformed JSON, wrong type, missing or invalid field, path or query parameter (`message` names it)",
+    401: "Credentials missing or invalid (worker headers, session cookie, webhook signature header)",
+    403: "Authenticated but not permitted",
+    404: "Unknown project, worker, task, manager or access request",
+    409: "Conflict with existing data",
+    413: "Request body larger than the limit (16 MiB by default)",
+    429: "Rate limited: retry after `rate_limit_delay` seconds",
+    503: "A backend (broker, service, database) did not answer in time",
+}
+
+# Validators of tracker.fields, as JSON Schema (services' validators: their module's OPENAPI_RULES).
+FIELD_RULES: dict[Any, dict] = {
+    fields._storable: {"pattern": NO_NUL},
+    fields._non_empty: {"minLength": 1},
+}
+
+
+# --- the gateway's own reply shapes ------------------------------------------------------------
+class Index(Shape):
+    name: Literal["task_tracker"]
+    version: Annotated[str, Field(min_length=1)]
+
+
+class Readiness(Shape):
+    broker: bool = Field(description="the broker answered")
+    database: bool = Field(description="the database answered")
+
+
+# --- JSON Schema of the models -------------------------------------------------------------------
+def _rule(obj: Any) -> dict | None:
+    try:
+        found = FIELD_RULES.get(obj)
+    except TypeError:  # unhashable
+        return None
+    if found is None:
+        module = sys.modules.get(getattr(obj, "__module__", None) or "")
+        rules = getattr(module, "OPENAPI_RULES", None)
+        found = rules.get(obj) if isinstance(rules, dict) else None
+    return copy.deepcopy(found) if found else None
+
+
+def _merge(schema: dict, rule: dict) -> dict:
+    for key, value in rule.items():
+        if key == "minLength":
+            schema[key] = max(schema.get(key, 0), value)
+        elif key == "allOf" and key in schema:
+            schema[key] = [*schema[key], *value]
+        else:
+            schema[key] = value
+    return schema
+
+
+def _allows_null(schema: dict) -> bool:
+    if schema.get("type") == "null" or (isinstance(schema.get("type"), list) and "null" in schema["type"]):
+        return True
+    return any(_allows_null(s) for s in [*schema.get("anyOf", ()), *schema.get("oneOf", ())])
+
+
+_META = ("title", "description", "default", "examples")
+
+
+def _null_counts_as_absent(schema: dict) -> None:
+    """Contract §1.1: a field whose value is null counts as absent, so optional fields accept null."""
+    required = set(schema.get("required", ()))
+    for name, prop in schema.get("properties", {}).items():
+        if name in required or _allows_null(prop):
+            continue
+        meta = {k: prop.pop(k) for k in _META if k in prop}
+        schema["properties"][name] = {"anyOf": [prop, {"type": "null"}], **meta}
+
+
+class _Generator(GenerateJsonSchema):
+    def field_title_should_be_set(self, schema) -> bool:
+        return False  # property names say it; models keep their titles
+
+    def function_after_schema(self, schema):
+        out = super().function_after_schema(schema)
+        rule = _rule(schema["function"]["function"])
+        return _merge(out, rule) if rule and "$ref" not in out else out
+
+    def model_schema(self, schema):
+        out = super().model_schema(schema)
+        cls = schema["cls"]
+        if issubclass(cls, Message):
+            _null_counts_as_absent(out)
+        rule = _rule(cls)
+        return _merge(out, rule) if rule else out
+
+
+def _models(routes: list[tuple[str, Route]]) -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = [Index, Readiness]
+    for _, route in routes:
+        candidates = (route.body, route.raw_schema, route.reply, route.unauthorized,
+                      route.declined if isinstance(route.declined, type) else None)
+        found += [m for m in candidates if m is not None and m not in found]
+    return found
+
+
+# --- envelopes (contract §1.3) ---------------------------------------------------------------------
+def _envelope(ok: bool, content: dict | None = None, content_required: bool = True) -> dict:
+    props: dict[str, Any] = {"ok": {"const": ok}, "message": {"type": "string"}}
+    required = ["ok"]
+    if not ok:
+        props["message"] = {"type": "string", "minLength": 1}
+        required.append("message")
+    if content is not None:
+        props["content"] = content
+        if content_required:
+            required.append("content")
+    return {"type": "object", "required": required, "properties": props}
+
+
+ERROR = {
+    "description": "Error envelope: ok false, a non-empty message; some errors carry content",
+    "type": "object",
+    "required": ["ok", "message"],
+    "properties": {
+        "ok": {"const": False},
+        "message": {"type": "string", "minLength": 1},
+        "content": {"type": "object"},
+        "rate_limit_delay": {"type": "number", "exclusiveMinimum": 0,
+                             "description": "only on 429: seconds before the same request can succeed"},
+    },
+}
+RATE_LIMITED = {"allOf": [{"$ref": COMPONENTS + "Error"}], "required": ["rate_limit_delay"]}
+
+
+def _json(schema: dict, description: str, headers: dict | None = None) -> dict:
+    out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _error(status: int, content: dict | None = None) -> dict:
+    schema = {"$ref": COMPONENTS + ("RateLimited" if status == 429 else "Error")}
+    if content is not None:
+        schema = {"allOf": [schema], "required": ["content"], "properties": {"content": content}}
+    return _json(schema, STATUS_TEXT[status])
+
+
+SET_COOKIE = {"Set-Cookie": {"description": "the session cookie `tt` (Path=/; HttpOnly; SameSite=Lax)",
+                             "schema": {"type": "string"}}}
+EXPIRE_COOKIE = {"Set-Cookie": {"description": "expires the session cookie `tt`", "schema": {"type": "string"}}}
+
+
+# --- operations ------------------------------------------------------------------------------------
+SECURITY_SCHEMES = {
+    "workerId": {"type": "apiKey", "in": "header", "name": "X-Worker-ID",
+                 "description": "worker id (decimal); always sent together with X-Secret"},
+    "workerSecret": {"type": "apiKey", "in": "header", "name": "X-Secret",
+                     "description": "the worker's base64 secret, shown once by /worker/create"},
+    "session": {"type": "apiKey", "in": "cookie", "name": "tt",
+                "description": "manager session cookie set by /register and /login"},
+}
+WORKER = {"workerId": [], "workerSecret": []}
+SESSION = {"session": []}
+SECURITY = {Caller.WORKER: [WORKER], Caller.MANAGER: [SESSION], Caller.ANYONE: [{}, WORKER, SESSION]}
+
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
+PATH_ID = {"type": "integer", "minimum": 1, "maximum": INT63_MAX}
+
+
+def _parameters(route: Route) -> list[dict]:
+    params = [{"name": name, "in": "path", "required": True, "schema": dict(PATH_ID),
+               "description": "decimal integer in 1 … 2^63−1 (else 400 naming it)"}
+              for name in _PATH_PARAM.findall(route.path)]
+    params += [{"name": name, "in": "query", "required": rule.required,
+                "schema": {"type": "integer", "minimum": rule.lo, "maximum": rule.hi}}
+               for name, rule in route.query.items()]
+    if route.raw_body and route.headers:
+        params += [{"name": name, "in": "header", "required": False, "schema": {"type": "string"},
+                    "description": "signature of the raw body: HMAC-SHA256 keyed with the project's "
+                                   "webhook_secret, hex, optionally prefixed `sha256=`; the first present of "
+                                   f"{', '.join(route.headers)} is used, none present is a 401"}
+                   for name in route.headers]
+    if getattr(route, "idempotency_key", False):
+        params.append({"name": IDEMPOTENCY_HEADER, "in": "header", "required": False, "schema": IDEMPOTENCY_KEY,
+                       "description": "(extension) a retry with the same key by the same worker within 24 h "
+                                      "answers the first reply and changes nothing"})
+    return params
+
+
+def _request_body(route: Route, refs: dict, defs: dict) -> dict | None:
+    if route.raw_body:
+        schema = refs[route.raw_schema] if route.raw_schema else {"type": "object"}
+        return {"required": True, "description": "Any JSON object; the signature covers these exact bytes",
+                "content": {"application/json": {"schema": schema}}}
+    if route.body is None:
+        return None
+    schema = refs[route.body]
+    required = any(f.is_required() for f in route.body.model_fields.values())
+    if route.bare_list_key:
+        # A bare JSON array is accepted as {key: array} (gateway/inputs.parse_json).
+        listed = defs[schema["$ref"].removeprefix(COMPONENTS)]["properties"][route.bare_list_key]
+        schema = {"oneOf": [schema, copy.deepcopy(listed)]}
+    return {"required": required, "content": {"application/json": {"schema": schema}},
+            "description": "JSON, whatever the Content-Type says; an empty body counts as {}"}
+
+
+def _success(route: Route, refs: dict) -> dict:
+    if route.status == 204:
+        out: dict[str, Any] = {"description": "Success, no body"}
+        if route.session is Session.CLOSE:
+            out["headers"] = EXPIRE_COOKIE
+        return out
+    schema = _envelope(True, refs[route.reply] if route.reply else None)
+    if route.declined is not False:
+        content = refs[route.declined] if isinstance(route.declined, type) else None
+        declined = _envelope(False, content, content_required=False)
+        schema = {"oneOf": [schema, declined]}
+    headers = SET_COOKIE if route.session is Session.OPEN else EXPIRE_COOKIE if route.session is Session.CLOSE else None
+    description = "Success" + (", or a negative answer that is not an error (ok false)" if route.declined else "")
+    return _json(schema, description, headers)
+
+
+def _operation(plugin: str, route: Route, refs: dict, defs: dict) -> dict:
+    op: dict[str, Any] = {"operationId": f"{plugin}.{route.rpc}", "tags": [plugin]}
+    if route.summary:
+        op["summary"] = route.summary
+    params = _parameters(route)
+    if params:
+        op["parameters"] = params
+    body = _request_body(route, refs, defs)
+    if body:
+        op["requestBody"] = body
+    op["security"] = SECURITY[route.caller]
+    responses = {str(route.status): _success(route, refs)}
+    for status in sorted(set(COMMON_ERRORS) | set(route.errors)):
+        content = refs[route.unauthorized] if status == 401 and route.unauthorized else None
+        responses[str(status)] = _error(status, content)
+    op["responses"] = responses
+    return op
+
+
+def _gateway_paths(refs: dict) -> dict:
+    """The routes gateway/app.py wires itself (not plugins')."""
+    tag = ["gateway"]
+    return {
+        "/": {"get": {
+            "operationId": "gateway.index", "tags": tag, "summary": "Name and version of the tracker",
+            "security": [{}, WORKER],
+            "responses": {"200": _json(_envelope(True, refs[Index]), "Success"),
+                          "401": _error(401), "503": _error(503)}}},
+        "/healthz": {"get": {
+            "operationId": "gateway.healthz", "tags": tag, "summary": "(extension) Liveness; touches no dependency",
+            "responses": {"200": _json(_envelope(True), "Alive")}}},
+        "/readyz": {"get": {
+            "operationId": "gateway.readyz", "tags": tag,
+            "summary": "(extension) Readiness: broker and database reachable",
+            "responses": {"200": _json(_envelope(True, refs[Readiness]), "Ready"),
+                          "503": _json(_envelope(False, refs[Readiness]), "Not ready: the failing part is false")}}},
+        "/metrics": {"get": {
+            "operationId": "gateway.metrics", "tags": tag, "summary": "(extension) Prometheus metrics",
+            "responses": {"200": {"description": "Prometheus text exposition format 0.0.4",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        PATH: {"get": {
+            "operationId": "gateway.openapi", "tags": tag, "summary": "(extension) This OpenAPI document",
+            "responses": {"200": _json({"type": "object", "required": ["openapi", "info", "paths"]},
+                                       "The OpenAPI document, raw (no envelope)")}}},
+    }
+
+
+def build(plugins: dict[str, Plugin] | None = None) -> dict:
+    """The document for these plugins (all installed ones by default)."""
+    routes = [(name, route) for name, plugin in (plugins or discover()).items() for route in plugin.route_list()]
+    models = _models(routes)
+    mapping, top = models_json_schema([(m, "validation") for m in models], ref_template=COMPONENTS + "{model}",
+                                      schema_generator=_Generator)
+    refs = {model: mapping[(model, "validation")] for model in models}
+    defs = top.get("$defs", {})
+    paths = _gateway_paths(refs)
+    for plugin, route in routes:
+        operations = paths.setdefault(route.path, {})
+        method = route.method.lower()
+        if method in operations:
+            raise RuntimeError(f"two routes declare {route.method} {route.path}")
+        operations[method] = _operation(plugin, route, refs, defs)
+    schemas = {**defs, "Error": ERROR, "RateLimited": RATE_LIMITED}
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "task_tracker",
+            "version": __version__,
+            "description": "Distributed task tracker (wire-compatible with simon987/task_tracker API v1.1). "
+                           "Every answer is a JSON envelope {ok, message?, content?, rate_limit_delay?} except 204 "
+                           "answers, /metrics and this document. Extensions: ?count and ?wait on task get, "
+                           "/task/extend, Idempotency-Key, /healthz, /readyz, /metrics, /openapi.json.",
+        },
+        "tags": [{"name": "gateway"}, *({"name": name} for name in sorted({p for p, _ in routes}))],
+        "paths": dict(sorted(paths.items())),
+        "components": {"schemas": dict(sorted(schemas.items())), "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+@cache
+def document_bytes() -> bytes:
+    """The document of the installed plugins, built once per process."""
+    return json.dumps(build(), ensure_ascii=False, indent=None).encode("utf-8")
+
+
+class OpenApiResource:
+    """``GET /openapi.json``: the raw document (no envelope), anonymous."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = document_bytes()

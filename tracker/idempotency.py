@@ -1,0 +1,48 @@
+"""Exactly-once effects over an at-least-once broker.
+
+nameko acknowledges a request after replying, so a replica that dies between its commit and its
+acknowledgement has the request redelivered to another replica; and a client that saw a 503 may
+retry a request that did in fact commit. Both cases reach the service with a request name it has
+seen: a fresh one per HTTP request (made by the gateway, carried unchanged by a redelivery), or
+one derived from the client's ``Idempotency-Key`` header, the worker and the route.
+
+A state-changing entrypoint stores its reply under that name in the same transaction as its
+effect. A second run finds it and answers the first reply instead of acting again; if the first
+run is still in flight, the unique key makes the second wait for it, then replay its answer.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Connection, text
+
+REDELIVERY_WINDOW = 15 * 60  # a per-request name only needs to outlive a redelivery
+KEYED_WINDOW = 24 * 3600  # the contract's promise to clients that send Idempotency-Key
+
+
+class Replayed(Exception):
+    """The request committed before: roll this run back and answer the stored reply."""
+
+
+def lookup(conn: Connection, request: str) -> dict | None:
+    raw = conn.execute(text("SELECT reply FROM rpc_outcome WHERE request = :r AND expires > now()"),
+                       {"r": request}).scalar()
+    return json.loads(raw) if raw is not None else None
+
+
+def record(conn: Connection, request: str, answer: dict, keep_seconds: int) -> None:
+    """Store the reply; raises Replayed when another run of the same request already did."""
+    stored = conn.execute(text("""
+        INSERT INTO rpc_outcome (request, reply, expires)
+        VALUES (:r, :reply, now() + make_interval(secs => :keep))
+        ON CONFLICT (request) DO NOTHING RETURNING 1"""),
+        {"r": request, "reply": json.dumps(answer), "keep": keep_seconds}).scalar()
+    if stored is None:
+        raise Replayed(request)
+
+
+def prune(conn: Connection, limit: int = 50_000) -> int:
+    return conn.execute(text("""
+        DELETE FROM rpc_outcome WHERE request IN (
+            SELECT request FROM rpc_outcome WHERE expires < now() LIMIT :n)"""), {"n": limit}).rowcount
