@@ -1,4 +1,4 @@
-"""``GET /openapi.json`` (contract §6.1): the OpenAPI 3.1 document of every route, generated.
+"""``GET /openapi.json`` (contract §6.1): the OpenAPI 3.0.3 document of every route, generated.
 
 Nothing here is written twice. Paths, methods, summaries, path/query parameters, credentials and
 request bodies come from the plugins' ``Route`` declarations — the very objects gateway/routes.py
@@ -8,9 +8,13 @@ models (plain pydantic models at the end of each service's ``messages.py`` and i
 ``tracker/shapes.py``). The gateway's own routes (``/``, ``/healthz``, ``/readyz``, ``/metrics``,
 ``/openapi.json``) are described below, next to the resources app.py wires.
 
-OpenAPI 3.1 because its schemas are JSON Schema 2020-12, which pydantic emits: optional fields
-(``X | None``, ``anyOf`` with ``{"type": "null"}``) and ``const`` need no 3.0 ``nullable``
-translation, and openapi-spec-validator and schemathesis both take 3.1.
+OpenAPI 3.0.3, deliberately, not 3.1: the contract's int accepts a JSON integer only, never
+``1.0`` (§1.2). Since JSON Schema draft 6 (so OpenAPI 3.1), ``1.0`` *is* an integer, and tools
+generate it (schemathesis sends ``2.0`` for integer fields of 3.1 documents); the draft-4-based
+schemas of OpenAPI 3.0 keep "integer" to numbers without a fraction, which is what the gateway
+accepts. pydantic emits JSON Schema 2020-12, so the document is built in that form and converted
+at the end (``_oas30``): ``anyOf [X, null]`` → ``X`` + ``nullable``, ``const`` → ``enum``, numeric
+``exclusiveMinimum`` → the boolean form.
 
 What the request models do not say by themselves, added here so the document accepts what the
 gateway accepts and rejects what it rejects (contract §1.1, §1.2):
@@ -34,19 +38,22 @@ import falcon
 from pydantic import BaseModel, Field
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
+from gateway import routes as dispatch
 from tracker import __version__, fields
 from tracker.fields import INT63_MAX, Message
 from tracker.plugins import Plugin, discover
 from tracker.routing import Caller, Route, Session
 from tracker.shapes import Shape
 
-OPENAPI_VERSION = "3.1.0"
+OPENAPI_VERSION = "3.0.3"
 PATH = "/openapi.json"
 COMPONENTS = "#/components/schemas/"
 COMMON_ERRORS = (400, 401, 404, 413, 503)  # any plugin route may answer these (contract §1.4)
 NO_NUL = "^[^\\u0000]*$"  # PostgreSQL text cannot hold U+0000 (contract §1.2)
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"}
+# The Idempotency-Key header of routes declared with ``idempotency_key`` (gateway/routes.py checks it).
+IDEMPOTENCY_HEADER = getattr(dispatch, "IDEMPOTENCY_HEADER", "Idempotency-Key")
+IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": getattr(dispatch, "MAX_IDEMPOTENCY_KEY", 255),
+                   "pattern": "^[!-~]([ -~]*[!-~])?$"}  # printable ASCII (no edge spaces: HTTP strips them)
 
 STATUS_TEXT = {
     400: "Malformed JSON, wrong type, missing or invalid field, path or query parameter (`message` names it)",
@@ -339,9 +346,64 @@ def build(plugins: dict[str, Plugin] | None = None) -> dict:
                            "/task/extend, Idempotency-Key, /healthz, /readyz, /metrics, /openapi.json.",
         },
         "tags": [{"name": "gateway"}, *({"name": name} for name in sorted({p for p, _ in routes}))],
-        "paths": dict(sorted(paths.items())),
-        "components": {"schemas": dict(sorted(schemas.items())), "securitySchemes": SECURITY_SCHEMES},
+        "paths": _oas30(dict(sorted(paths.items()))),
+        "components": {"schemas": {name: _schema30(schema) for name, schema in sorted(schemas.items())},
+                       "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+# --- JSON Schema 2020-12 → OpenAPI 3.0 Schema Object -------------------------------------------------
+_SUBSCHEMA = ("items", "not", "additionalProperties")
+_SUBSCHEMAS = ("allOf", "anyOf", "oneOf")
+_NAMED_SUBSCHEMAS = ("properties", "patternProperties")
+_CONST_TYPE = {bool: "boolean", str: "string", int: "integer", float: "number"}
+
+
+def _is_null(schema: Any) -> bool:
+    return isinstance(schema, dict) and schema.get("type") == "null"
+
+
+def _schema30(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _NAMED_SUBSCHEMAS:
+            out[key] = {name: _schema30(sub) for name, sub in value.items()}
+        elif key in _SUBSCHEMA:
+            out[key] = _schema30(value)
+        elif key in _SUBSCHEMAS:
+            out[key] = [_schema30(sub) for sub in value]
+        else:
+            out[key] = copy.deepcopy(value)
+    if "anyOf" in out and any(_is_null(s) for s in out["anyOf"]):
+        others = [s for s in out.pop("anyOf") if not _is_null(s)]
+        if len(others) != 1 or "type" not in others[0]:
+            raise RuntimeError(f"cannot express this nullable schema in OpenAPI 3.0: {schema}")
+        out = {**others[0], **out, "nullable": True}
+    if isinstance(out.get("type"), list):  # (a lone {"type": "null"} is a member its parent's anyOf removes)
+        raise RuntimeError(f"cannot express this type in OpenAPI 3.0: {schema}")
+    if "const" in out:
+        value = out.pop("const")
+        out["enum"] = [value]
+        if type(value) in _CONST_TYPE:
+            out.setdefault("type", _CONST_TYPE[type(value)])
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), int | float) and not isinstance(out[bound], bool):
+            out[plain] = out[bound]
+            out[bound] = True
+    if "examples" in out:
+        out["example"] = out.pop("examples")[0]
+    return out
+
+
+def _oas30(node: Any) -> Any:
+    """Every ``schema`` of the document (parameters, bodies, responses, headers) in 3.0 form."""
+    if isinstance(node, dict):
+        return {key: _schema30(value) if key == "schema" else _oas30(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_oas30(item) for item in node]
+    return node
 
 
 @cache

@@ -17,6 +17,7 @@ from functools import partial
 
 import falcon
 
+from gateway.batching import Coalescer
 from gateway.inputs import (
     SESSION_COOKIE,
     credentials,
@@ -55,6 +56,7 @@ class Dispatcher:
         self.settings = settings
         self.pool = pool
         self.waiters = Waiters(settings)
+        self.coalescers: dict[tuple[str, str], Coalescer] = {}
 
     def check_credentials(self, req: falcon.Request) -> dict:
         """For routes without an RPC of their own: worker headers, if sent, must be valid."""
@@ -111,6 +113,11 @@ class Dispatcher:
         client named the request with an Idempotency-Key."""
         if not caller.get("keyed"):
             caller = {**caller, "request": uuid.uuid4().hex}
+        if route.batch:
+            key = (service, route.batch)
+            coalescer = self.coalescers.get(key) or self.coalescers.setdefault(
+                key, Coalescer(self.pool, service, route.batch))
+            return coalescer.call(caller, params)
         return self.pool.call(service, route.rpc, caller, params)
 
     @staticmethod

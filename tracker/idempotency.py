@@ -46,3 +46,26 @@ def prune(conn: Connection, limit: int = 50_000) -> int:
     return conn.execute(text("""
         DELETE FROM rpc_outcome WHERE request IN (
             SELECT request FROM rpc_outcome WHERE expires < now() LIMIT :n)"""), {"n": limit}).rowcount
+
+
+def lookup_many(conn: Connection, requests: list[str]) -> dict[str, dict]:
+    if not requests:
+        return {}
+    rows = conn.execute(text("SELECT request, reply FROM rpc_outcome WHERE request = ANY(:r) AND expires > now()"),
+                        {"r": requests}).all()
+    return {row.request: json.loads(row.reply) for row in rows}
+
+
+def record_many(conn: Connection, outcomes: list[tuple[str, dict, int]]) -> None:
+    """Store many replies in one statement; raises Replayed if any request was stored before."""
+    if not outcomes:
+        return
+    stored = conn.execute(text("""
+        INSERT INTO rpc_outcome (request, reply, expires)
+        SELECT r, reply, now() + make_interval(secs => keep)
+        FROM unnest(CAST(:r AS text[]), CAST(:reply AS text[]), CAST(:keep AS integer[])) AS t(r, reply, keep)
+        ON CONFLICT (request) DO NOTHING RETURNING 1"""),
+        {"r": [o[0] for o in outcomes], "reply": [json.dumps(o[1]) for o in outcomes],
+         "keep": [o[2] for o in outcomes]}).all()
+    if len(stored) < len(outcomes):
+        raise Replayed("batch")

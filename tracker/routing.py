@@ -49,6 +49,9 @@ class Route:
     # Accepts the ``Idempotency-Key`` header (extension): a retry with the same key by the same
     # worker within 24 h answers the first reply and changes nothing (tracker/idempotency.py).
     idempotency_key: bool = False
+    # The service's batch entrypoint for this route (tracker.service.batch_endpoint): concurrent
+    # requests in one gateway process then travel together as one RPC (gateway/batching.py).
+    batch: str | None = None
     summary: str = ""
     # --- OpenAPI only (gateway/openapi.py documents the route from these; no behaviour reads them) ---
     reply: type[BaseModel] | None = None  # shape of ``content`` of the success answer; None: no content

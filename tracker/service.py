@@ -28,10 +28,14 @@ log = logging.getLogger("tracker.service")
 Handler = Callable[..., dict]
 
 
+def _keep(caller: dict) -> int:
+    return idempotency.KEYED_WINDOW if caller.get("keyed") else idempotency.REDELIVERY_WINDOW
+
+
 def _run(service, handler: Handler, caller: dict, params: dict, request: str | None) -> dict:
     with transaction() as conn:
         ident = identify(conn, caller)
-        keep = idempotency.KEYED_WINDOW if caller.get("keyed") else idempotency.REDELIVERY_WINDOW
+        keep = _keep(caller)
         if request and caller.get("keyed"):
             stored = idempotency.lookup(conn, request)
             if stored is not None:
@@ -78,4 +82,58 @@ def endpoint(handler: Handler | None = None, *, once: bool = False) -> Any:
                 return UNAVAILABLE
             raise
 
+    return rpc(entry)
+
+
+def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], Any]) -> list[dict]:
+    answers: list[dict] = [UNAVAILABLE] * len(calls)
+    with transaction() as conn:
+        stored = idempotency.lookup_many(conn, [c["request"] for c, _ in calls if c.get("request")])
+        fresh: list[tuple[str, dict, int]] = []
+        # A fixed lock order (e.g. by task id for releases) keeps concurrent batches deadlock-free.
+        for i in sorted(range(len(calls)), key=lambda i: order(calls[i][1])):
+            caller, params = calls[i]
+            request = caller.get("request")
+            if request in stored:
+                answers[i] = stored[request]
+                continue
+            try:
+                answers[i] = handler(service, conn, identify(conn, caller), params)
+            except ApiError as exc:
+                answers[i] = exc.as_reply()
+                continue
+            if request:
+                fresh.append((request, answers[i], _keep(caller)))
+        idempotency.record_many(conn, fresh)
+    return answers
+
+
+def batch_endpoint(single: Any, *, order: Callable[[dict], Any]) -> Any:
+    """An RPC that runs many calls of ``single``'s handler in one transaction, for the gateway's
+    coalescer (gateway/batching.py): one broker round trip and one commit for a whole batch.
+
+    Each call gets its own identity, checks and reply, and its reply is stored as with
+    ``@endpoint(once=True)``. The handler must raise ApiError only before its first write, since
+    a refused call is not rolled back separately; a batch that meets an earlier run of one of its
+    calls is rolled back and run again, and then replays that call's stored reply.
+    """
+    handler = single.__wrapped__
+
+    def entry(self, calls: list | None = None) -> list[dict]:
+        calls = [(caller or {}, params or {}) for caller, params in calls or []]
+        try:
+            try:
+                return _run_batch(self, handler, calls, order)
+            except idempotency.Replayed:
+                return _run_batch(self, handler, calls, order)
+        except OperationalError as exc:
+            log.warning("database unavailable in %s batch: %s", handler.__name__, exc.__class__.__name__)
+            return [UNAVAILABLE] * len(calls)
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                return [UNAVAILABLE] * len(calls)
+            raise
+
+    entry.__name__ = entry.__qualname__ = f"{handler.__name__}_batch"
+    entry.__doc__ = batch_endpoint.__doc__
     return rpc(entry)

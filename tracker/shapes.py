@@ -37,7 +37,9 @@ class Manager(Shape):
 
 
 class Project(Shape):
-    """The project object (contract §3); the same keys as tracker.views.PROJECT_PUBLIC."""
+    """A project (contract §3); its secrets are never part of it."""
+
+    # The same keys as tracker.views.PROJECT_PUBLIC (tests/test_openapi.py checks it).
 
     id: int
     priority: Count

@@ -39,7 +39,7 @@ class Account(Shape):
 
 
 class LoggedOut(Shape):
-    """``content`` of /account's 401."""
+    """`content` of /account's 401 (not logged in)."""
 
     logged_in: Literal[False]
 

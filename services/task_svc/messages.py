@@ -117,17 +117,17 @@ class OneTask(Shape):
 
 
 class TaskBatch(Shape):
-    """The answer to ``?count=N``: the tasks in choice order."""
+    """The answer to `?count=N`: the tasks in choice order."""
 
     tasks: Annotated[list[Task], Field(min_length=1, max_length=100)]
 
 
 class Assignment(RootModel[OneTask | TaskBatch]):
-    """``{"task": Task}``, or ``{"tasks": [Task…]}`` with ``?count=N``."""
+    """`{"task": Task}`, or `{"tasks": [Task…]}` with `?count=N`."""
 
 
 class NoTask(Shape):
-    """``content`` of "No task available" with ``?count=N`` (absent without it)."""
+    """`content` of "No task available" with `?count=N` (absent without it)."""
 
     tasks: Annotated[list[Task], Field(max_length=0)]
 

@@ -13,7 +13,7 @@ from tracker import idempotency, ratelimit
 from tracker.access import ROLE_MAINTENANCE, project_access
 from tracker.db import transaction
 from tracker.errors import ApiError, envelope, not_found, ok, reply, with_counts
-from tracker.service import endpoint
+from tracker.service import batch_endpoint, endpoint
 from tracker.views import public_project
 
 NO_TASK = "No task available"
@@ -127,6 +127,10 @@ class TaskService:
                 return not_updated("Awaiting verification")
         store.close(conn, task, worker)
         return with_counts(ok({"updated": True}), closed=1)
+
+    # The gateway coalesces concurrent gets and releases into these (gateway/batching.py).
+    get_tasks_batch = batch_endpoint(get_tasks, order=lambda params: params["project"])
+    release_batch = batch_endpoint(release, order=lambda params: params["task_id"])
 
     @endpoint(once=True)
     def extend(self, conn, ident, params):

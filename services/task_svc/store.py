@@ -156,11 +156,13 @@ def reclaim_assigned(conn: Connection, project: int) -> int:
 def assignees(conn: Connection, project: int) -> list[dict]:
     """Non-CLOSED tasks by holder alias; tasks without a live lease count as "unassigned"."""
     rows = conn.execute(text("""
-        SELECT CASE WHEN t.status = 1 AND t.assignee IS NOT NULL
-                         AND (t.lease_deadline IS NULL OR t.lease_deadline > clock_timestamp())
-                    THEN coalesce(w.alias, 'unassigned') ELSE 'unassigned' END AS assignee,
-               count(*) AS task_count
-        FROM task t LEFT JOIN worker w ON w.id = t.assignee
-        WHERE t.project = :p AND t.status <> 3
-        GROUP BY 1 ORDER BY 2, 1 COLLATE "C" LIMIT 16"""), {"p": project}).mappings()
+        SELECT assignee, task_count FROM (
+            SELECT CASE WHEN t.status = 1 AND t.assignee IS NOT NULL
+                             AND (t.lease_deadline IS NULL OR t.lease_deadline > clock_timestamp())
+                        THEN coalesce(w.alias, 'unassigned') ELSE 'unassigned' END AS assignee,
+                   count(*) AS task_count
+            FROM task t LEFT JOIN worker w ON w.id = t.assignee
+            WHERE t.project = :p AND t.status <> 3
+            GROUP BY 1) g
+        ORDER BY task_count, assignee COLLATE "C" LIMIT 16"""), {"p": project}).mappings()
     return [dict(r) for r in rows]

@@ -1,0 +1,298 @@
+"""``GET /openapi.json`` (contract §6.1): a valid OpenAPI document of exactly the routes of the contract,
+whose request schemas agree with the gateway's validation and whose reply schemas match real answers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from openapi_schema_validator import OAS30Validator
+from openapi_spec_validator import OpenAPIV30SpecValidator, validate
+
+from tests.harness import Api
+
+# The route table of contract §6, written out (``:id`` → ``{id}``, as §6 says the document spells it).
+CONTRACT_ROUTES = {
+    ("GET", "/"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"),
+    ("POST", "/register"), ("POST", "/login"), ("GET", "/logout"), ("GET", "/account"),
+    ("GET", "/manager/list"), ("GET", "/manager/list_for_project/{id}"),
+    ("GET", "/manager/promote/{id}"), ("GET", "/manager/demote/{id}"),
+    ("POST", "/manager/set_role_for_project/{id}"),
+    ("POST", "/worker/create"), ("POST", "/worker/update"), ("POST", "/worker/set_paused"),
+    ("GET", "/worker/get/{id}"), ("GET", "/worker/stats"),
+    ("POST", "/project/create"), ("GET", "/project/get/{id}"), ("GET", "/project/list"),
+    ("POST", "/project/update/{id}"),
+    ("GET", "/project/monitoring-between/{id}"), ("GET", "/project/monitoring/{id}"),
+    ("GET", "/project/assignees/{id}"), ("GET", "/project/access_list/{id}"),
+    ("POST", "/project/request_access"),
+    ("POST", "/project/accept_request/{id}/{wid}"), ("POST", "/project/reject_request/{id}/{wid}"),
+    ("GET", "/project/secret/{id}"), ("POST", "/project/secret/{id}"),
+    ("GET", "/project/webhook_secret/{id}"), ("POST", "/project/webhook_secret/{id}"),
+    ("POST", "/project/reset_failed_tasks/{id}"), ("POST", "/project/hard_reset/{id}"),
+    ("POST", "/project/reclaim_assigned_tasks/{id}"),
+    ("POST", "/task/submit"), ("POST", "/task/bulk_submit"), ("GET", "/task/get/{project}"),
+    ("POST", "/task/release"), ("POST", "/task/extend"),
+    ("POST", "/log/trace"), ("POST", "/log/info"), ("POST", "/log/warn"), ("POST", "/log/error"),
+    ("POST", "/logs"),
+    ("POST", "/git/receivehook"),
+}
+METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "trace")
+
+
+@pytest.fixture(scope="module")
+def doc(system) -> dict:
+    r = Api(system.url).get("/openapi.json")
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].split(";")[0] == "application/json"
+    return r.json()
+
+
+def operations(doc: dict) -> set[tuple[str, str]]:
+    return {(m.upper(), path) for path, item in doc["paths"].items() for m in item if m in METHODS}
+
+
+def schema_validator(doc: dict, schema: dict) -> OAS30Validator:
+    """A validator of ``schema`` (a part of ``doc``) whose ``#/components/...`` refs resolve in ``doc``.
+
+    OpenAPI 3.0 schema semantics (draft 4 + ``nullable``): ``1.0`` is not an integer, as for the gateway.
+    """
+    return OAS30Validator({**schema, "components": doc["components"]})
+
+
+def body_validator(doc: dict, method: str, path: str) -> OAS30Validator:
+    return schema_validator(doc, doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"])
+
+
+def check_answer(doc: dict, method: str, path: str, r) -> dict:
+    """The live answer ``r`` matches the schema the document gives its status on this operation."""
+    responses = doc["paths"][path][method.lower()]["responses"]
+    assert str(r.status_code) in responses, f"{method} {path}: status {r.status_code} not documented"
+    body = r.json()
+    schema = responses[str(r.status_code)]["content"]["application/json"]["schema"]
+    errors = [e.message for e in schema_validator(doc, schema).iter_errors(body)]
+    assert not errors, f"{method} {path} {r.status_code} {body}: {errors}"
+    return body
+
+
+# --- the document ------------------------------------------------------------------------------
+def test_served_raw_and_valid(system, doc):
+    # 3.0.x on purpose: its integer excludes 1.0, like the contract's int (§1.2); see gateway/openapi.py.
+    assert doc["openapi"].startswith("3.0.")
+    assert "ok" not in doc  # raw, no envelope
+    validate(doc)  # picks the validator of the document's version
+    validate(doc, cls=OpenAPIV30SpecValidator)
+    assert doc["info"]["version"]
+
+
+def test_every_contract_route_and_nothing_else(doc):
+    assert operations(doc) == CONTRACT_ROUTES
+
+
+def test_path_parameters_are_declared_as_positive_int64(doc):
+    for (method, path) in CONTRACT_ROUTES:
+        op = doc["paths"][path][method.lower()]
+        names = [p["name"] for p in op.get("parameters", []) if p["in"] == "path"]
+        assert names == [seg[1:-1] for seg in path.split("/") if seg.startswith("{")], (method, path)
+        for p in op.get("parameters", []):
+            if p["in"] == "path":
+                assert p["required"] is True
+                assert p["schema"] == {"type": "integer", "minimum": 1, "maximum": (1 << 63) - 1}
+
+
+def test_documented_routes_equal_wired_routes(doc):
+    """The gateway's Falcon router (the app gunicorn serves) and the document list the same routes."""
+    from gateway.app import create_app
+    from tracker.plugins import discover
+
+    app = create_app()
+    wired, stack = set(), list(app._router._roots)
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.resource is not None:
+            wired |= {(m.upper(), node.uri_template) for m in METHODS if hasattr(node.resource, f"on_{m}")}
+    assert wired == operations(doc)
+    declared = {(r.method, r.path) for p in discover().values() for r in p.route_list()}
+    assert declared <= wired
+    assert {path for _, path in wired - declared} == {"/", "/healthz", "/readyz", "/metrics", "/openapi.json"}
+
+
+def test_built_once_from_the_installed_plugins(doc):
+    from gateway.openapi import document_bytes
+    from tracker.shapes import Project
+    from tracker.views import PROJECT_PUBLIC
+
+    assert document_bytes() is document_bytes()  # cached per process
+    assert json.loads(document_bytes()) == doc  # the gateway serves what the definitions give
+    assert tuple(Project.model_fields) == PROJECT_PUBLIC
+
+
+def test_credentials_follow_the_route_caller(doc):
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["workerId"] == {**schemes["workerId"], "type": "apiKey", "in": "header", "name": "X-Worker-ID"}
+    assert schemes["workerSecret"]["name"] == "X-Secret" and schemes["workerSecret"]["in"] == "header"
+    assert schemes["session"] == {**schemes["session"], "type": "apiKey", "in": "cookie", "name": "tt"}
+    worker = {"workerId": [], "workerSecret": []}
+    assert doc["paths"]["/task/get/{project}"]["get"]["security"] == [worker]
+    assert doc["paths"]["/project/create"]["post"]["security"] == [{"session": []}]
+    assert {} in doc["paths"]["/project/get/{id}"]["get"]["security"]
+    hook = doc["paths"]["/git/receivehook"]["post"]
+    headers = {p["name"] for p in hook["parameters"] if p["in"] == "header"}
+    assert {"X-Hub-Signature-256", "X-Gitea-Signature", "X-Gogs-Signature"} <= headers
+
+
+def test_statuses_of_the_contract_are_documented(doc):
+    def codes(method, path):
+        return set(doc["paths"][path][method]["responses"])
+
+    for method, path in CONTRACT_ROUTES - {("GET", p) for p in ("/", "/healthz", "/readyz", "/metrics",
+                                                                 "/openapi.json")}:
+        assert {"400", "401", "404", "413", "503"} <= codes(method.lower(), path), (method, path)
+    for path in ("/logout", "/manager/promote/{id}", "/manager/demote/{id}"):
+        responses = doc["paths"][path]["get"]["responses"]
+        assert "204" in responses and "content" not in responses["204"] and "200" not in responses
+    assert {"403", "409", "429"} <= codes("post", "/task/submit")
+    assert "429" in codes("get", "/task/get/{project}")
+    assert "409" in codes("post", "/register") and "409" in codes("post", "/project/request_access")
+    assert "403" in codes("post", "/git/receivehook")
+    rate_limited = doc["paths"]["/task/submit"]["post"]["responses"]["429"]["content"]["application/json"]["schema"]
+    assert not schema_validator(doc, rate_limited).is_valid({"ok": False, "message": "Too many requests"})
+    assert schema_validator(doc, rate_limited).is_valid({"ok": False, "message": "x", "rate_limit_delay": 0.4})
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]
+
+
+# --- request bodies agree with the gateway ---------------------------------------------------------
+def agree(doc: dict, caller: Api, path: str, samples: list) -> None:
+    """Each sample body: the schema accepts it ⇔ the gateway does not answer 400."""
+    validator = body_validator(doc, "post", path)
+    for body in samples:
+        r = caller.post(path, body)
+        assert r.status_code != 413 and r.status_code < 500, r.text
+        assert validator.is_valid(body) == (r.status_code != 400), (path, body, r.status_code, r.text)
+
+
+def test_worker_and_account_bodies(doc, api, admin):
+    agree(doc, api, "/worker/create", [
+        {}, {"alias": "w"}, {"alias": None}, {"alias": ""}, {"alias": "x", "unknown": [1]},
+        {"alias": "unassigned"}, {"alias": 5}, {"alias": "a\u0000b"}, {"alias": ["w"]},
+    ])
+    agree(doc, Api(api.base), "/register", [
+        {"username": "ab", "password": "password123"}, {"username": "u" + uuid.uuid4().hex[:8]},
+        {"username": "u" + uuid.uuid4().hex[:8], "password": "short"},
+        {"username": "u" + uuid.uuid4().hex[:8], "password": "password123"},
+        {"username": "x" * 17, "password": "password123"}, {"username": None, "password": "password123"},
+    ])
+    agree(doc, admin, "/worker/set_paused", [{"worker": 0, "paused": True}, {"worker": 1, "paused": 1},
+                                             {"worker": (1 << 63) - 1, "paused": False}])
+
+
+def test_project_bodies(doc, admin):
+    def name():
+        return "oa-" + uuid.uuid4().hex[:10]
+
+    agree(doc, admin, "/project/create", [
+        {"name": name()}, {"name": name(), "chain": None, "motd": None, "assign_rate": 1},
+        {"name": name(), "public": True, "hidden": False}, {"name": name(), "public": False, "hidden": True},
+        {"name": ""}, {"name": name(), "public": True, "hidden": True}, {"name": name(), "priority": -1},
+        {"name": name(), "priority": 1.0}, {"name": name(), "assign_rate": -0.5}, {"name": name(), "hidden": "yes"},
+        {"motd": "no name"},
+    ])
+    worker = Api(admin.base).new_worker()
+    project = admin.post("/project/create", {"name": name()}).json()["content"]["id"]
+    agree(doc, worker, "/project/request_access", [
+        {"project": project, "assign": False, "submit": False}, {"project": project},
+        {"project": project, "assign": None, "submit": True}, {"project": 0, "assign": True},
+    ])
+
+
+def test_task_bodies(doc, admin, make_project, grant):
+    worker = Api(admin.base).new_worker()
+    project = make_project()
+    grant(worker, project)
+
+    def item(**fields):
+        return {"project": project, "recipe": "r", **fields}
+
+    agree(doc, worker, "/task/submit", [
+        item(), item(hash64=(1 << 64) - 1), item(unique_string="u-" + uuid.uuid4().hex, hash64=0),
+        item(hash64=None, hash_u64=12345), item(priority=-32768, max_retries=32767, verification_count=0),
+        item(hash64=1, hash_u64=2), item(hash64=0, hash_u64=0), item(unique_string="x", hash64=5),
+        item(unique_string="y", hash_u64=-3), item(priority=40000), item(max_retries=2.0), item(recipe=""),
+        item(hash64=1 << 64), {"recipe": "r"}, item(max_assign_time=-1), item(project=True),
+    ])
+    agree(doc, worker, "/task/bulk_submit", [
+        {"requests": [item(hash64=901)]}, [item(hash64=902), item(hash64=903)], {"requests": []}, [],
+        [item(recipe="")], {"requests": None}, {"requests": [item(), None]},
+    ])
+    agree(doc, worker, "/task/release", [
+        {"task_id": (1 << 62)}, {"task_id": (1 << 62), "result": 2, "verification": (1 << 64) - 1},
+        {"task_id": 0}, {"task_id": 1, "result": 3}, {"task_id": 1, "verification": 1 << 64}, {},
+    ])
+    agree(doc, worker, "/task/extend", [{"task_id": 1 << 62, "seconds": 1}, {"task_id": 1, "seconds": 0},
+                                        {"task_id": 1, "seconds": 604801}])
+
+
+# --- live answers match the documented reply schemas -------------------------------------------------
+def test_live_answers_match_reply_schemas(system, doc, admin, make_project, grant):
+    anon = Api(system.url)
+    check_answer(doc, "GET", "/", anon.get("/"))
+    check_answer(doc, "GET", "/healthz", anon.get("/healthz"))
+    check_answer(doc, "GET", "/readyz", anon.get("/readyz"))
+    r = anon.post("/worker/create", {"alias": "oa"})
+    assert r.status_code == 200
+    check_answer(doc, "POST", "/worker/create", r)
+    worker = anon.new_worker("oa-worker")
+    check_answer(doc, "GET", "/worker/get/{id}", anon.get(f"/worker/get/{worker.id}"))
+    check_answer(doc, "GET", "/worker/get/{id}", anon.get(f"/worker/get/{(1 << 62)}"))  # 404 envelope
+
+    project = make_project(assign_rate=0.01, version="v1", motd="hi")
+    grant(worker, project)
+    check_answer(doc, "GET", "/project/get/{id}", anon.get(f"/project/get/{project}"))
+    check_answer(doc, "GET", "/project/list", anon.get("/project/list"))
+    check_answer(doc, "GET", "/project/access_list/{id}", admin.get(f"/project/access_list/{project}"))
+    check_answer(doc, "GET", "/manager/list_for_project/{id}", admin.get(f"/manager/list_for_project/{project}"))
+    check_answer(doc, "GET", "/account", admin.get("/account"))
+    body = check_answer(doc, "GET", "/account", anon.get("/account"))
+    assert body["content"] == {"logged_in": False}
+
+    # Nothing to take yet: the "No task available" 200 answers, single and batch.
+    body = check_answer(doc, "GET", "/task/get/{project}", worker.get(f"/task/get/{project}"))
+    assert body["ok"] is False
+    body = check_answer(doc, "GET", "/task/get/{project}", worker.get(f"/task/get/{project}?count=3"))
+    assert body["content"] == {"tasks": []}
+
+    r = worker.post("/task/bulk_submit", [{"project": project, "recipe": f"r{i}", "max_assign_time": 60}
+                                          for i in range(3)])
+    check_answer(doc, "POST", "/task/bulk_submit", r)
+    body = check_answer(doc, "GET", "/task/get/{project}", worker.get(f"/task/get/{project}"))
+    task = body["content"]["task"]
+    # assign_rate 0.01/s: the next get is rate limited, with rate_limit_delay.
+    body = check_answer(doc, "GET", "/task/get/{project}", worker.get(f"/task/get/{project}?count=2"))
+    assert "rate_limit_delay" in body
+    check_answer(doc, "POST", "/task/extend", worker.post("/task/extend", {"task_id": task["id"], "seconds": 30}))
+    body = check_answer(doc, "POST", "/task/release", worker.post("/task/release", {"task_id": task["id"]}))
+    assert body["content"]["updated"] is True
+    body = check_answer(doc, "POST", "/task/release", worker.post("/task/release", {"task_id": task["id"]}))
+    assert body["content"]["updated"] is False and body["message"]
+    body = check_answer(doc, "POST", "/task/extend", worker.post("/task/extend", {"task_id": task["id"],
+                                                                                   "seconds": 30}))
+    assert body["content"]["updated"] is False
+    admin.post(f"/project/update/{project}", {"assign_rate": 0})
+    body = check_answer(doc, "GET", "/task/get/{project}", worker.get(f"/task/get/{project}?count=5"))
+    assert len(body["content"]["tasks"]) == 2
+
+    check_answer(doc, "GET", "/project/monitoring/{id}", anon.get(f"/project/monitoring/{project}?count=5"))
+    check_answer(doc, "POST", "/project/reclaim_assigned_tasks/{id}",
+                 admin.post(f"/project/reclaim_assigned_tasks/{project}"))
+    check_answer(doc, "GET", "/project/secret/{id}", worker.get(f"/project/secret/{project}"))
+
+    r = worker.post("/log/info", {"scope": "oa", "message": "hello", "timestamp": 1_700_000_000})
+    check_answer(doc, "POST", "/log/info", r)
+    body = check_answer(doc, "POST", "/logs", anon.post("/logs", {"level": 5, "since": 1_600_000_000}))
+    assert body["content"]["logs"]
+    body = check_answer(doc, "GET", "/worker/stats", anon.get("/worker/stats"))
+    assert body["content"]["stats"]
+    check_answer(doc, "POST", "/task/submit", worker.post("/task/submit", {"project": project, "recipe": ""}))
+    check_answer(doc, "POST", "/git/receivehook", anon.post("/git/receivehook", {"repository": {"full_name": "a/b"}}))
