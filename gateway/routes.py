@@ -113,7 +113,7 @@ class Dispatcher:
         client named the request with an Idempotency-Key."""
         if not caller.get("keyed"):
             caller = {**caller, "request": uuid.uuid4().hex}
-        if route.batch:
+        if route.batch and self.settings.gateway_batching:
             key = (service, route.batch)
             coalescer = self.coalescers.get(key) or self.coalescers.setdefault(
                 key, Coalescer(self.pool, service, route.batch))

@@ -40,6 +40,7 @@ class Settings:
     argon2_memory_kib: int
     max_body_bytes: int
     monitoring_interval: float
+    gateway_batching: bool
     monitoring_retention_hours: float
 
     @property
@@ -98,5 +99,6 @@ def get_settings() -> Settings:
         argon2_memory_kib=int(_env("TT_ARGON2_MEMORY_KIB", str(19 * 1024))),
         max_body_bytes=int(_env("TT_MAX_BODY_BYTES", str(16 * 1024 * 1024))),
         monitoring_interval=float(_env("TT_MONITORING_INTERVAL", "120")),
+        gateway_batching=_bool("TT_GATEWAY_BATCHING", True),
         monitoring_retention_hours=float(_env("TT_MONITORING_RETENTION_HOURS", "400")),
     )
