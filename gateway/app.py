@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import falcon
 
@@ -53,6 +54,7 @@ def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, para
 
 
 def create_app() -> falcon.App:
+    logging.basicConfig(level=os.environ.get("TT_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     pool = RpcPool(settings)
     dispatcher = Dispatcher(settings, pool)

@@ -107,6 +107,8 @@ class TaskService:
 
     @endpoint(once=True)
     def release(self, conn, ident, params):
+        if params["result"] == TR_OK and store.close_held(conn, params["task_id"], ident.require_worker()):
+            return with_counts(ok({"updated": True}), closed=1)
         worker, task = self._held(conn, ident, params["task_id"])
         if task is None:
             return not_updated(NOT_HOLDER)

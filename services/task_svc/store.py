@@ -88,9 +88,40 @@ def close(conn: Connection, task: dict, worker: int) -> None:
         ON CONFLICT (worker_id) DO UPDATE SET closed_task_count = worker_closures.closed_task_count + 1"""),
         {"w": worker})
     chain = conn.execute(text("SELECT chain FROM project WHERE id = :p"), {"p": task["project"]}).scalar()
+    _chain_copy(conn, task, chain)
+
+
+def _chain_copy(conn: Connection, task: dict, chain: int) -> None:
     # The copy ignores the target's rate limit and permissions (contract §3.2).
     if chain and insert_tasks(conn, chain, [task]):
         wake(conn, chain)
+
+
+# The common release — OK by the holder of a task that needs no quorum — in one statement: the
+# holder check, CLOSED, both counters. Zero rows when any condition fails; the caller then takes
+# the general path, which locks the row and decides.
+_CLOSE_HELD = text(f"""
+WITH closed AS (
+  UPDATE task SET status = 3, lease_deadline = NULL
+  WHERE id = :id AND status = 1 AND assignee = :worker AND verification_count <= 1
+  RETURNING {TASK_COLUMNS}
+), per_project AS (
+  INSERT INTO project_closures (project_id, closed_task_count) SELECT project, 1 FROM closed
+  ON CONFLICT (project_id) DO UPDATE SET closed_task_count = project_closures.closed_task_count + 1
+), per_worker AS (
+  INSERT INTO worker_closures (worker_id, closed_task_count) SELECT :worker, 1 FROM closed
+  ON CONFLICT (worker_id) DO UPDATE SET closed_task_count = worker_closures.closed_task_count + 1
+)
+SELECT closed.*, p.chain FROM closed JOIN project p ON p.id = closed.project""")
+
+
+def close_held(conn: Connection, task_id: int, worker: int) -> bool:
+    """Close the task if ``worker`` holds it and it needs no quorum; False leaves it untouched."""
+    row = conn.execute(_CLOSE_HELD, {"id": task_id, "worker": worker}).mappings().first()
+    if row is None:
+        return False
+    _chain_copy(conn, dict(row), row["chain"])
+    return True
 
 
 def insert_tasks(conn: Connection, project: int, tasks: list[dict]) -> int:
