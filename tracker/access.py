@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, true
 
 from tracker.errors import not_found
 from tracker.identity import Identity
@@ -46,32 +46,41 @@ class ProjectAccess:
 
 
 def project_access(conn: Connection, ident: Identity, project_id: int, lock: bool = False) -> ProjectAccess:
-    """Raises 404 when the project does not exist (checked before any permission)."""
-    query = project_full_query().where(project.c.id == project_id)
+    """Raises 404 when the project does not exist (checked before any permission).
+
+    One query: the project, the manager's role and the worker's granted access row together,
+    since this runs on every task get.
+    """
+    query = project_full_query()
+    role_col = access_cols = None
+    if ident.manager_id is not None and not ident.admin:
+        role_col = (
+            select(manager_role.c.role)
+            .where(manager_role.c.manager_id == ident.manager_id, manager_role.c.project_id == project.c.id)
+            .scalar_subquery().label("_role")
+        )
+        query = query.add_columns(role_col)
+    if ident.worker_id is not None:
+        granted = (
+            select(worker_access.c.assign, worker_access.c.submit)
+            .where(worker_access.c.worker_id == ident.worker_id, worker_access.c.project_id == project.c.id,
+                   worker_access.c.request.is_(False))
+            .lateral("_access")
+        )
+        query = query.outerjoin(granted, true()).add_columns(
+            granted.c.assign.label("_assign"), granted.c.submit.label("_submit"))
+        access_cols = True
+    query = query.where(project.c.id == project_id)
     if lock:
         query = query.with_for_update(of=project)
     row = conn.execute(query).mappings().first()
     if row is None:
         raise not_found("Project not found")
-    role = 0
-    if ident.manager_id is not None:
-        if ident.admin:
-            role = ROLE_ALL
-        else:
-            role = conn.execute(
-                select(manager_role.c.role).where(
-                    manager_role.c.manager_id == ident.manager_id, manager_role.c.project_id == project_id
-                )
-            ).scalar() or 0
-    assign = submit = granted = False
-    if ident.worker_id is not None:
-        acc = conn.execute(
-            select(worker_access.c.assign, worker_access.c.submit).where(
-                worker_access.c.worker_id == ident.worker_id,
-                worker_access.c.project_id == project_id,
-                worker_access.c.request.is_(False),
-            )
-        ).first()
-        if acc is not None:
-            granted, assign, submit = True, acc.assign, acc.submit
-    return ProjectAccess(dict(row), role, assign, submit, granted)
+    row = dict(row)
+    role = ROLE_ALL if ident.admin else (row.pop("_role", None) or 0)
+    assign = submit = granted_row = False
+    if access_cols:
+        a, sub = row.pop("_assign"), row.pop("_submit")
+        if a is not None:
+            granted_row, assign, submit = True, a, sub
+    return ProjectAccess(row, role, assign, submit, granted_row)

@@ -53,8 +53,12 @@ class Heartbeat:
 
     def start(self) -> None:
         """A file left by an earlier process with the same pid (pid 1 in a restarted container with a
-        persistent /tmp) must not vouch for this one: start as 'never consuming' (mtime 0)."""
+        persistent /tmp) must not vouch for this one: start as 'never consuming' (mtime 0). Files of
+        processes that are gone (killed, so they could not clean up) are removed on the way."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        for path, pid in _heartbeat_files(heartbeat_base(self.service)):
+            if not _alive(pid):
+                path.unlink(missing_ok=True)
         self.beat("starting")
 
     def beat(self, problem: str | None) -> None:
@@ -84,15 +88,26 @@ class Beat:
     problem: str | None
 
 
-def _runs(pid: int, service: str) -> bool:
-    """Is ``pid`` a live process serving ``service``? A file whose process died (killed -9, so it
-    could not clean up) or whose pid now belongs to another program is a leftover, not a failure."""
+def _heartbeat_files(base: Path) -> list[tuple[Path, int]]:
+    return [(path, int(path.name[len(base.name) + 1:])) for path in base.parent.glob(base.name + ".*")
+            if path.name[len(base.name) + 1:].isdigit()]
+
+
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        pass
+        pass  # exists, another user's
+    return True
+
+
+def _runs(pid: int, service: str) -> bool:
+    """Is ``pid`` a live process serving ``service``? A file whose process died (killed -9, so it
+    could not clean up) or whose pid now belongs to another program is a leftover, not a failure."""
+    if not _alive(pid):
+        return False
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except FileNotFoundError:
@@ -103,19 +118,17 @@ def _runs(pid: int, service: str) -> bool:
 
 
 def read_beats(service: str, pid: int | None = None) -> list[Beat]:
-    base = heartbeat_base(service)
+    files = [(heartbeat_path(service, pid), pid)] if pid else _heartbeat_files(heartbeat_base(service))
     beats = []
-    paths = [heartbeat_path(service, pid)] if pid else base.parent.glob(base.name + ".*")
-    for path in paths:
-        suffix = path.name[len(base.name) + 1:]
-        if not suffix.isdigit() or not _runs(int(suffix), service):
+    for path, owner in files:
+        if not _runs(owner, service):
             continue
         try:
             mtime = path.stat().st_mtime
             body = json.loads(path.read_text() or "{}")
         except (OSError, ValueError):
-            continue  # vanished between glob and read (process exiting), or being replaced
-        beats.append(Beat(int(suffix), time.time() - mtime, body.get("problem")))
+            continue  # vanished between listing and reading (process exiting)
+        beats.append(Beat(owner, time.time() - mtime, body.get("problem")))
     return sorted(beats, key=lambda b: b.pid)
 
 

@@ -107,7 +107,7 @@ class ConsumeWatch:
 def _heartbeat_loop(watch: ConsumeWatch, heartbeat: Heartbeat, stopping: Event) -> None:
     """Self-check every INTERVAL seconds while consuming, every second while not (so the probe
     recovers quickly after a reconnection); log each change of state once."""
-    reported = "starting"
+    reported: str | None = "starting"
     while not stopping.ready():
         try:
             problem = watch.problem()
@@ -116,7 +116,12 @@ def _heartbeat_loop(watch: ConsumeWatch, heartbeat: Heartbeat, stopping: Event) 
             log.exception("heartbeat self-check failed")
             problem = "self-check failed"
         if problem != reported:
-            (log.info if problem is None else log.warning)("consuming" if problem is None else problem)
+            if problem is None:
+                log.info("consuming")
+            elif reported is None:  # was consuming: this is news for whoever reads the log
+                log.warning("not consuming: %s", problem)
+            else:
+                log.info("not consuming yet: %s", problem)
             reported = problem
         eventlet.sleep(INTERVAL if problem is None else 1.0)
     heartbeat.beat("stopping")
