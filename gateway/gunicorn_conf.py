@@ -16,7 +16,22 @@ _OWN_DIR = not os.environ.get("TT_METRICS_DIR")
 METRICS_DIR = os.environ.get("TT_METRICS_DIR") or tempfile.mkdtemp(prefix="tt-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 
+import json  # noqa: E402
+
+from gunicorn import util  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402 - after the directory is chosen
+
+
+def _write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn answers requests it cannot parse (a raw non-ASCII request line, a NUL in a
+    header) itself, with an HTML page; every answer of this API is a JSON envelope (§1.3)."""
+    body = json.dumps({"ok": False, "message": f"{reason}: {mesg}"}).encode("ascii")
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+util.write_error = _write_json_error  # looked up on the module at call time by every worker class
 
 
 def on_starting(server) -> None:

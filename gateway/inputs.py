@@ -106,7 +106,8 @@ def parse_json(raw: bytes, route: Route) -> Any:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw, parse_constant=_reject_constant, object_hook=_without_nulls)
+        # Strict UTF-8 first: json.loads on bytes would let encoded surrogates through.
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_hook=_without_nulls)
     except RecursionError:
         raise bad_request("malformed JSON body: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

@@ -78,7 +78,7 @@ class Dispatcher:
                 SESSION_COOKIE, token, max_age=self.settings.session_lifetime, path="/",
                 http_only=True, secure=self.settings.secure_cookies, same_site="Lax",
             )
-        elif route.session is Session.CLOSE:
+        elif route.session is Session.CLOSE and answer["status"] < 400:
             resp.unset_cookie(SESSION_COOKIE, path="/")
 
     def _dispatch(self, service: str, route: Route, req: falcon.Request, path: dict) -> tuple[dict, str | None]:
