@@ -111,8 +111,9 @@ class Dispatcher:
     def _call(self, service: str, route: Route, caller: dict, params: dict) -> dict:
         """One RPC. Each call is named afresh (a redelivery of it keeps the name), unless the
         client named the request with an Idempotency-Key."""
+        caller = {**caller, "deadline": time.time() + self.settings.rpc_timeout}
         if not caller.get("keyed"):
-            caller = {**caller, "request": uuid.uuid4().hex}
+            caller["request"] = uuid.uuid4().hex
         if route.batch and self.settings.gateway_batching:
             key = (service, route.batch)
             coalescer = self.coalescers.get(key) or self.coalescers.setdefault(

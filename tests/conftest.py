@@ -1,4 +1,5 @@
-"""Shared fixtures: one real tracker per test session (2 gateway workers, 2 task_svc replicas)."""
+"""Shared fixtures: one real tracker per test session: 2 gateway processes and 2 replicas of every
+service by default (the scaled-out shape of a deployment), so the whole suite proves it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.harness import Api, System
 
 
 def pytest_addoption(parser):
-    parser.addoption("--tt-replicas", type=int, default=int(os.environ.get("TT_TEST_REPLICAS", "1")),
+    parser.addoption("--tt-replicas", type=int, default=int(os.environ.get("TT_TEST_REPLICAS", "2")),
                      help="processes per service in the test system (task_svc gets at least 2)")
     parser.addoption("--tt-gateways", type=int, default=int(os.environ.get("TT_TEST_GATEWAYS", "2")),
                      help="gunicorn worker processes of the test gateway")

@@ -52,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers = str(args.workers or settings.gateway_workers)
         argv = [sys.executable, "-m", "gunicorn", "--config", "python:gateway.gunicorn_conf",
                 "--worker-class", "gevent", "--workers", workers,
-                "--bind", settings.bind, "--graceful-timeout", "20", "--timeout", "60",
+                "--bind", settings.bind, "--graceful-timeout", "35", "--timeout", "60",
                 # one control socket path per user would be shared by every gateway on the machine
                 "--no-control-socket",
                 "--access-logfile", "-" if os.environ.get("TT_ACCESS_LOG") else "/dev/null",

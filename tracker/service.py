@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,14 @@ from tracker.identity import identify
 log = logging.getLogger("tracker.service")
 
 Handler = Callable[..., dict]
+DEADLINE_MARGIN = 0.5  # seconds
+
+
+def too_late(caller: dict) -> bool:
+    """The gateway has stopped waiting (its deadline, minus a margin for the reply's way back):
+    acting now would change state for a client that was already told 503."""
+    deadline = caller.get("deadline")
+    return deadline is not None and time.time() > deadline - DEADLINE_MARGIN
 
 
 def _keep(caller: dict) -> int:
@@ -41,7 +50,7 @@ def _run(service, handler: Handler, caller: dict, params: dict, request: str | N
             if stored is not None:
                 return stored
         answer = handler(service, conn, ident, params)
-        if request:
+        if request and not answer.get("park"):
             idempotency.record(conn, request, answer, keep)
         return answer
 
@@ -61,6 +70,8 @@ def endpoint(handler: Handler | None = None, *, once: bool = False) -> Any:
     @functools.wraps(handler)
     def entry(self, caller: dict | None = None, params: dict | None = None) -> dict:
         caller, params = caller or {}, params or {}
+        if too_late(caller):
+            return UNAVAILABLE
         request = caller.get("request") if once else None
         try:
             try:
@@ -102,7 +113,7 @@ def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], A
             except ApiError as exc:
                 answers[i] = exc.as_reply()
                 continue
-            if request:
+            if request and not answers[i].get("park"):
                 fresh.append((request, answers[i], _keep(caller)))
         idempotency.record_many(conn, fresh)
     return answers
@@ -121,6 +132,8 @@ def batch_endpoint(single: Any, *, order: Callable[[dict], Any]) -> Any:
 
     def entry(self, calls: list | None = None) -> list[dict]:
         calls = [(caller or {}, params or {}) for caller, params in calls or []]
+        if calls and all(too_late(caller) for caller, _ in calls):
+            return [UNAVAILABLE] * len(calls)
         try:
             try:
                 return _run_batch(self, handler, calls, order)

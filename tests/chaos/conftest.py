@@ -1,0 +1,118 @@
+"""Chaos tests: a tracker on a private PostgreSQL and RabbitMQ that the test kills and restarts.
+
+Not part of the default suite (it restarts servers and takes minutes). It runs when TT_CHAOS=1 is
+set, or when tests/chaos (or a file in it) is named on the command line:
+``.venv/bin/pytest tests/chaos -q``. ``./test.sh`` alone skips it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.infra import PrivatePostgres, PrivateRabbit, free_port, make_base_dir, remove
+from tests.harness import System
+
+HERE = Path(__file__).resolve().parent
+SUMMARIES = pytest.StashKey[list]()
+SHOWN = ("elapsed_s", "bulks", "tasks", "closures", "holds", "responses", "events", "anomaly_count", "checks")
+
+
+def _named_explicitly(config) -> bool:
+    for arg in config.invocation_params.args:
+        if arg.startswith("-"):
+            continue
+        path = Path(config.invocation_params.dir, arg.split("::", 1)[0]).resolve()
+        if path == HERE or HERE in path.parents:
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("TT_CHAOS") == "1" or _named_explicitly(config):
+        return
+    skip = pytest.mark.skip(reason="chaos test: set TT_CHAOS=1 or name tests/chaos explicitly")
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(skip)
+
+
+def pytest_configure(config):
+    config.stash[SUMMARIES] = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    for path in config.stash.get(SUMMARIES, []):
+        summary = json.loads(Path(path).read_text())
+        compact = {k: summary[k] for k in SHOWN if k in summary}
+        terminalreporter.section("chaos summary")
+        terminalreporter.write_line(json.dumps(compact, indent=1, default=str))
+        terminalreporter.write_line(f"full summary: {path}")
+
+
+@pytest.fixture
+def chaos_summary(request):
+    """Call with the summary dict: writes it as JSON under the test's tmp dir and shows it at the end."""
+
+    def write(summary: dict, path: Path) -> Path:
+        path.write_text(json.dumps(summary, indent=2, sort_keys=False, default=str))
+        if str(path) not in request.config.stash[SUMMARIES]:
+            request.config.stash[SUMMARIES].append(str(path))
+        return path
+
+    return write
+
+
+class ChaosStack:
+    """The private servers and the tracker running on them."""
+
+    def __init__(self, base: Path, pg: PrivatePostgres, rabbit: PrivateRabbit, system: System) -> None:
+        self.base, self.pg, self.rabbit, self.system = base, pg, rabbit, system
+
+
+@pytest.fixture
+def chaos_stack(tmp_path):
+    replicas = os.environ.get("TT_CHAOS_REPLICAS", "2")
+    gateways = os.environ.get("TT_CHAOS_GATEWAYS", "2")
+    base = make_base_dir()
+    pg = PrivatePostgres(base).init()
+    rabbit = PrivateRabbit(base).init()
+    system = None
+    try:
+        pg.start()
+        rabbit.start()
+        name = "tt_chaos_" + uuid.uuid4().hex[:8]
+        pg.create_database(name)
+        port = free_port()
+        env = {
+            **os.environ,
+            "TT_DATABASE_URL": pg.url(name),
+            "TT_AMQP_URI": rabbit.amqp_uri,  # the private node's default vhost "/"
+            "TT_BIND": f"127.0.0.1:{port}",
+            "TT_RPC_TIMEOUT": "10",
+            "TT_ARGON2_TIME_COST": "1",
+            "TT_ARGON2_MEMORY_KIB": "1024",
+            "PYTHONUNBUFFERED": "1",
+        }
+        system = System(name, port, env, tmp_path / "system.log")
+        system.start("--replicas", replicas, "--gateway-workers", gateways)
+        system.replicas = int(replicas)
+        system.gateway_workers = int(gateways)
+        yield ChaosStack(base, pg, rabbit, system)
+    finally:
+        if system is not None:
+            system.stop()
+        rabbit.close()
+        pg.close()
+        for src, dst in ((pg.log, "postgres.log"), (rabbit.log, "rabbitmq.out")):
+            if src.exists():
+                shutil.copy(src, tmp_path / dst)
+        rabbit_logs = rabbit.dir / "log"
+        if rabbit_logs.exists():
+            shutil.copytree(rabbit_logs, tmp_path / "rabbitmq-logs", dirs_exist_ok=True)
+        remove(base)
