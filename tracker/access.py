@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import Connection, select, true
+from sqlalchemy import Connection, bindparam, select, true
 
 from tracker.errors import not_found
 from tracker.identity import Identity
@@ -45,42 +46,45 @@ class ProjectAccess:
         return not self.project["hidden"] or self.has_role(ROLE_READ)
 
 
-def project_access(conn: Connection, ident: Identity, project_id: int, lock: bool = False) -> ProjectAccess:
-    """Raises 404 when the project does not exist (checked before any permission).
-
-    One query: the project, the manager's role and the worker's granted access row together,
-    since this runs on every task get.
-    """
+@cache
+def _access_query(with_role: bool, with_worker: bool, lock: bool):
+    """The one statement of project_access, built once per shape (it runs on every task get)."""
     query = project_full_query()
-    role_col = access_cols = None
-    if ident.manager_id is not None and not ident.admin:
-        role_col = (
+    if with_role:
+        query = query.add_columns(
             select(manager_role.c.role)
-            .where(manager_role.c.manager_id == ident.manager_id, manager_role.c.project_id == project.c.id)
-            .scalar_subquery().label("_role")
-        )
-        query = query.add_columns(role_col)
-    if ident.worker_id is not None:
+            .where(manager_role.c.manager_id == bindparam("manager_id"), manager_role.c.project_id == project.c.id)
+            .scalar_subquery().label("_role"))
+    if with_worker:
         granted = (
             select(worker_access.c.assign, worker_access.c.submit)
-            .where(worker_access.c.worker_id == ident.worker_id, worker_access.c.project_id == project.c.id,
+            .where(worker_access.c.worker_id == bindparam("worker_id"), worker_access.c.project_id == project.c.id,
                    worker_access.c.request.is_(False))
             .lateral("_access")
         )
         query = query.outerjoin(granted, true()).add_columns(
             granted.c.assign.label("_assign"), granted.c.submit.label("_submit"))
-        access_cols = True
-    query = query.where(project.c.id == project_id)
-    if lock:
-        query = query.with_for_update(of=project)
-    row = conn.execute(query).mappings().first()
+    query = query.where(project.c.id == bindparam("project_id"))
+    return query.with_for_update(of=project) if lock else query
+
+
+def project_access(conn: Connection, ident: Identity, project_id: int, lock: bool = False) -> ProjectAccess:
+    """Raises 404 when the project does not exist (checked before any permission).
+
+    One query: the project, the manager's role and the worker's granted access row together.
+    """
+    with_role = ident.manager_id is not None and not ident.admin
+    with_worker = ident.worker_id is not None
+    query = _access_query(with_role, with_worker, lock)
+    row = conn.execute(query, {"project_id": project_id, "manager_id": ident.manager_id,
+                               "worker_id": ident.worker_id}).mappings().first()
     if row is None:
         raise not_found("Project not found")
     row = dict(row)
     role = ROLE_ALL if ident.admin else (row.pop("_role", None) or 0)
-    assign = submit = granted_row = False
-    if access_cols:
+    assign = submit = granted = False
+    if with_worker:
         a, sub = row.pop("_assign"), row.pop("_submit")
         if a is not None:
-            granted_row, assign, submit = True, a, sub
-    return ProjectAccess(row, role, assign, submit, granted_row)
+            granted, assign, submit = True, a, sub
+    return ProjectAccess(row, role, assign, submit, granted)

@@ -28,7 +28,10 @@ def get_engine() -> Engine:
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
         max_overflow=max(1, settings.db_pool_size // 4),
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per transaction. After a database restart the first
+        # use of a stale connection fails (503 for that request) and SQLAlchemy then invalidates
+        # every pooled connection of that age at once.
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5},
     )

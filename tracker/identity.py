@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from tracker.errors import ApiError, unauthorized
 from tracker.hashing import digests_equal
@@ -47,24 +47,27 @@ class Identity:
         return unauthorized("Unauthorized") if self.anonymous else ApiError(403, message)
 
 
+# Built once: identity is resolved on every request.
+_WORKER = select(worker.c.secret_digest, worker.c.paused).where(worker.c.id == bindparam("id"))
+_SESSION = (
+    select(manager.c.id, manager.c.tracker_admin)
+    .join(manager_session, manager_session.c.manager_id == manager.c.id)
+    .where(manager_session.c.token_digest == bindparam("digest"), manager_session.c.expires > func.now())
+)
+
+
 def identify(conn: Connection, caller: dict) -> Identity:
     worker_id = caller.get("worker_id")
     worker_paused = False
     if worker_id is not None:
-        row = conn.execute(
-            select(worker.c.secret_digest, worker.c.paused).where(worker.c.id == worker_id)
-        ).first()
+        row = conn.execute(_WORKER, {"id": worker_id}).first()
         if row is None or not digests_equal(row.secret_digest, caller.get("worker_digest")):
             raise unauthorized("Invalid worker credentials")
         worker_paused = row.paused
     manager_id, admin = None, False
     session_digest = caller.get("session_digest")
     if session_digest:
-        row = conn.execute(
-            select(manager.c.id, manager.c.tracker_admin)
-            .join(manager_session, manager_session.c.manager_id == manager.c.id)
-            .where(manager_session.c.token_digest == session_digest, manager_session.c.expires > func.now())
-        ).first()
+        row = conn.execute(_SESSION, {"digest": session_digest}).first()
         if row is not None:
             manager_id, admin = row.id, row.tracker_admin
     return Identity(worker_id, worker_paused, manager_id, admin)

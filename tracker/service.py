@@ -16,7 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nameko.rpc import rpc
+import nameko.rpc
+from amqp.exceptions import AMQPError
+from kombu.exceptions import KombuError
+from nameko.amqp.publish import Publisher
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tracker import idempotency
@@ -27,6 +30,38 @@ from tracker.identity import identify
 log = logging.getLogger("tracker.service")
 
 Handler = Callable[..., dict]
+
+
+class Rpc(nameko.rpc.Rpc):
+    """nameko's RPC entrypoint, but a reply that cannot be published does not kill the service.
+
+    nameko 2.14 lets the publish error escape, which kills the container and every in-flight
+    request with it (seen when RabbitMQ restarts). The request is simply left unacknowledged: the
+    broker requeues it when the old channel dies, and its redelivery answers the stored reply
+    (tracker/idempotency.py) instead of acting twice.
+    """
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        try:
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        except (KombuError, AMQPError, OSError) as exc:
+            log.warning("could not reply to %s (%s); left for redelivery", self.method_name, exc.__class__.__name__)
+            return result, exc_info
+
+
+rpc = Rpc.decorator
+
+
+class ReplyPublisher(Publisher):
+    """Replies go out transient and unconfirmed. A confirm is a broker round trip per reply
+    (measured: ~15 % of task_svc's time), and it buys nothing: a lost reply already means a
+    timeout for the waiting gateway and a redelivery that replays the stored reply."""
+
+    use_confirms = False
+    delivery_mode = 1  # transient
+
+
+nameko.rpc.Responder.publisher_cls = ReplyPublisher
 DEADLINE_MARGIN = 0.5  # seconds
 
 
@@ -96,10 +131,13 @@ def endpoint(handler: Handler | None = None, *, once: bool = False) -> Any:
     return rpc(entry)
 
 
-def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], Any]) -> list[dict]:
+def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], Any], replay: bool) -> list[dict]:
     answers: list[dict] = [UNAVAILABLE] * len(calls)
     with transaction() as conn:
-        stored = idempotency.lookup_many(conn, [c["request"] for c, _ in calls if c.get("request")])
+        # Stored replies are looked up first only where a hit is likely: client-keyed calls, or
+        # a rerun after a replay was detected. Otherwise storing detects it (Replayed, below).
+        looked_up = [c["request"] for c, _ in calls if c.get("request") and (replay or c.get("keyed"))]
+        stored = idempotency.lookup_many(conn, looked_up)
         fresh: list[tuple[str, dict, int]] = []
         # A fixed lock order (e.g. by task id for releases) keeps concurrent batches deadlock-free.
         for i in sorted(range(len(calls)), key=lambda i: order(calls[i][1])):
@@ -136,9 +174,9 @@ def batch_endpoint(single: Any, *, order: Callable[[dict], Any]) -> Any:
             return [UNAVAILABLE] * len(calls)
         try:
             try:
-                return _run_batch(self, handler, calls, order)
+                return _run_batch(self, handler, calls, order, replay=False)
             except idempotency.Replayed:
-                return _run_batch(self, handler, calls, order)
+                return _run_batch(self, handler, calls, order, replay=True)
         except OperationalError as exc:
             log.warning("database unavailable in %s batch: %s", handler.__name__, exc.__class__.__name__)
             return [UNAVAILABLE] * len(calls)
