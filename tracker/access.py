@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import Connection, bindparam, select, true
+from sqlalchemy import BigInteger, Connection, bindparam, func, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from tracker.errors import not_found
 from tracker.identity import Identity
@@ -68,6 +69,46 @@ def _access_query(with_role: bool, with_worker: bool, lock: bool):
     return query.with_for_update(of=project) if lock else query
 
 
+PRELOADED = "tt_access"  # key in Connection.info while a batch runs
+
+
+def preload(conn: Connection, pairs: list[tuple[int, int]]) -> None:
+    """Read the (project, worker) access of a whole batch of worker calls in one statement
+    (tracker.service.batch_endpoint); project_access() then takes them from here. Valid for
+    the batch's transaction only; a project missing here is missing (404) for those calls."""
+    pairs = sorted(set(pairs))
+    if not pairs:
+        return
+    wanted = func.unnest(bindparam("ps", type_=ARRAY(BigInteger)), bindparam("ws", type_=ARRAY(BigInteger))) \
+        .table_valued("p", "w").render_derived(name="wanted")
+    granted = (
+        select(worker_access.c.assign, worker_access.c.submit)
+        .where(worker_access.c.worker_id == wanted.c.w, worker_access.c.project_id == project.c.id,
+               worker_access.c.request.is_(False))
+        .lateral("_access")
+    )
+    query = (
+        project_full_query()
+        .join(wanted, wanted.c.p == project.c.id)
+        .outerjoin(granted, true())
+        .add_columns(wanted.c.w.label("_w"), granted.c.assign.label("_assign"), granted.c.submit.label("_submit"))
+    )
+    rows = conn.execute(query, {"ps": [p for p, _ in pairs], "ws": [w for _, w in pairs]}).mappings()
+    conn.info[PRELOADED] = {(row["id"], row["_w"]): row for row in rows}
+    conn.info[PRELOADED + ".asked"] = set(pairs)
+
+
+def _preloaded(conn: Connection, ident: Identity, project_id: int, lock: bool):
+    """(hit, row) from a batch's preload: only plain worker calls without a lock use it."""
+    if lock or ident.manager_id is not None or ident.worker_id is None:
+        return False, None
+    asked = conn.info.get(PRELOADED + ".asked")
+    key = (project_id, ident.worker_id)
+    if not asked or key not in asked:
+        return False, None
+    return True, conn.info[PRELOADED].get(key)
+
+
 def project_access(conn: Connection, ident: Identity, project_id: int, lock: bool = False) -> ProjectAccess:
     """Raises 404 when the project does not exist (checked before any permission).
 
@@ -75,12 +116,15 @@ def project_access(conn: Connection, ident: Identity, project_id: int, lock: boo
     """
     with_role = ident.manager_id is not None and not ident.admin
     with_worker = ident.worker_id is not None
-    query = _access_query(with_role, with_worker, lock)
-    row = conn.execute(query, {"project_id": project_id, "manager_id": ident.manager_id,
-                               "worker_id": ident.worker_id}).mappings().first()
+    hit, row = _preloaded(conn, ident, project_id, lock)
+    if not hit:
+        query = _access_query(with_role, with_worker, lock)
+        row = conn.execute(query, {"project_id": project_id, "manager_id": ident.manager_id,
+                                   "worker_id": ident.worker_id}).mappings().first()
     if row is None:
         raise not_found("Project not found")
     row = dict(row)
+    row.pop("_w", None)
     role = ROLE_ALL if ident.admin else (row.pop("_role", None) or 0)
     assign = submit = granted = False
     if with_worker:

@@ -56,11 +56,28 @@ _SESSION = (
 )
 
 
+_WORKERS = select(worker.c.id, worker.c.secret_digest, worker.c.paused).where(
+    worker.c.id == func.any(bindparam("ids")))
+PRELOADED = "tt_workers"  # key in Connection.info while a batch runs
+
+
+def preload(conn: Connection, callers: list[dict]) -> None:
+    """Read the worker rows of a whole batch in one statement (tracker.service.batch_endpoint);
+    identify() then takes them from here. Valid for the batch's transaction only."""
+    ids = sorted({c["worker_id"] for c in callers if c.get("worker_id") is not None})
+    if ids:
+        conn.info[PRELOADED] = {row.id: row for row in conn.execute(_WORKERS, {"ids": ids})}
+
+
 def identify(conn: Connection, caller: dict) -> Identity:
     worker_id = caller.get("worker_id")
     worker_paused = False
     if worker_id is not None:
-        row = conn.execute(_WORKER, {"id": worker_id}).first()
+        preloaded = conn.info.get(PRELOADED)
+        if preloaded is not None and worker_id in preloaded:
+            row = preloaded[worker_id]
+        else:
+            row = conn.execute(_WORKER, {"id": worker_id}).first()
         if row is None or not digests_equal(row.secret_digest, caller.get("worker_digest")):
             raise unauthorized("Invalid worker credentials")
         worker_paused = row.paused

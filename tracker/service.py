@@ -14,6 +14,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import Any
 
 import nameko.rpc
@@ -22,7 +23,7 @@ from kombu.exceptions import KombuError
 from nameko.amqp.publish import Publisher
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from tracker import idempotency
+from tracker import access, idempotency, identity
 from tracker.db import transaction
 from tracker.errors import UNAVAILABLE, ApiError
 from tracker.identity import identify
@@ -131,9 +132,19 @@ def endpoint(handler: Handler | None = None, *, once: bool = False) -> Any:
     return rpc(entry)
 
 
-def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], Any], replay: bool) -> list[dict]:
+def _preload(conn, calls: list, project_of: Callable[[dict], int] | None) -> None:
+    """Identities (and, for project routes, access rows) of the whole batch in one statement each."""
+    identity.preload(conn, [caller for caller, _ in calls])
+    if project_of is not None:
+        access.preload(conn, [(project_of(params), caller["worker_id"]) for caller, params in calls
+                              if caller.get("worker_id") is not None and not caller.get("session_digest")])
+
+
+def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], Any], replay: bool,
+               project_of: Callable[[dict], int] | None = None) -> list[dict]:
     answers: list[dict] = [UNAVAILABLE] * len(calls)
-    with transaction() as conn:
+    with transaction() as conn, preloaded(conn):
+        _preload(conn, calls, project_of)
         # Stored replies are looked up first only where a hit is likely: client-keyed calls, or
         # a rerun after a replay was detected. Otherwise storing detects it (Replayed, below).
         looked_up = [c["request"] for c, _ in calls if c.get("request") and (replay or c.get("keyed"))]
@@ -157,7 +168,18 @@ def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], A
     return answers
 
 
-def batch_endpoint(single: Any, *, order: Callable[[dict], Any]) -> Any:
+@contextmanager
+def preloaded(conn):
+    """Batch preloads live in Connection.info, which outlives the transaction: always clear them."""
+    try:
+        yield
+    finally:
+        for key in (identity.PRELOADED, access.PRELOADED, access.PRELOADED + ".asked"):
+            conn.info.pop(key, None)
+
+
+def batch_endpoint(single: Any, *, order: Callable[[dict], Any],
+                   project_of: Callable[[dict], int] | None = None) -> Any:
     """An RPC that runs many calls of ``single``'s handler in one transaction, for the gateway's
     coalescer (gateway/batching.py): one broker round trip and one commit for a whole batch.
 
@@ -174,9 +196,9 @@ def batch_endpoint(single: Any, *, order: Callable[[dict], Any]) -> Any:
             return [UNAVAILABLE] * len(calls)
         try:
             try:
-                return _run_batch(self, handler, calls, order, replay=False)
+                return _run_batch(self, handler, calls, order, False, project_of)
             except idempotency.Replayed:
-                return _run_batch(self, handler, calls, order, replay=True)
+                return _run_batch(self, handler, calls, order, True, project_of)
         except OperationalError as exc:
             log.warning("database unavailable in %s batch: %s", handler.__name__, exc.__class__.__name__)
             return [UNAVAILABLE] * len(calls)

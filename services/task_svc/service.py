@@ -131,7 +131,8 @@ class TaskService:
         return with_counts(ok({"updated": True}), closed=1)
 
     # The gateway coalesces concurrent gets and releases into these (gateway/batching.py).
-    get_tasks_batch = batch_endpoint(get_tasks, order=lambda params: params["project"])
+    get_tasks_batch = batch_endpoint(get_tasks, order=lambda params: params["project"],
+                                     project_of=lambda params: params["project"])
     release_batch = batch_endpoint(release, order=lambda params: params["task_id"])
 
     @endpoint(once=True)

@@ -1,0 +1,1 @@
+"""Benchmark suite of the task tracker: ``python -m bench --help`` (see bench/README.md)."""
