@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 
@@ -69,7 +70,8 @@ def _access_query(with_role: bool, with_worker: bool, lock: bool):
     return query.with_for_update(of=project) if lock else query
 
 
-PRELOADED = "tt_access"  # key in Connection.info while a batch runs
+# Access rows read for the batch running in this greenthread: {(project, worker): row or None}.
+PRELOADED: ContextVar[dict | None] = ContextVar("tt_preloaded_access", default=None)
 
 
 def preload(conn: Connection, pairs: list[tuple[int, int]]) -> None:
@@ -78,6 +80,7 @@ def preload(conn: Connection, pairs: list[tuple[int, int]]) -> None:
     the batch's transaction only; a project missing here is missing (404) for those calls."""
     pairs = sorted(set(pairs))
     if not pairs:
+        PRELOADED.set({})
         return
     wanted = func.unnest(bindparam("ps", type_=ARRAY(BigInteger)), bindparam("ws", type_=ARRAY(BigInteger))) \
         .table_valued("p", "w").render_derived(name="wanted")
@@ -94,19 +97,19 @@ def preload(conn: Connection, pairs: list[tuple[int, int]]) -> None:
         .add_columns(wanted.c.w.label("_w"), granted.c.assign.label("_assign"), granted.c.submit.label("_submit"))
     )
     rows = conn.execute(query, {"ps": [p for p, _ in pairs], "ws": [w for _, w in pairs]}).mappings()
-    conn.info[PRELOADED] = {(row["id"], row["_w"]): row for row in rows}
-    conn.info[PRELOADED + ".asked"] = set(pairs)
+    found = {(row["id"], row["_w"]): row for row in rows}
+    PRELOADED.set({pair: found.get(pair) for pair in pairs})
 
 
 def _preloaded(conn: Connection, ident: Identity, project_id: int, lock: bool):
     """(hit, row) from a batch's preload: only plain worker calls without a lock use it."""
     if lock or ident.manager_id is not None or ident.worker_id is None:
         return False, None
-    asked = conn.info.get(PRELOADED + ".asked")
+    preloaded = PRELOADED.get()
     key = (project_id, ident.worker_id)
-    if not asked or key not in asked:
+    if not preloaded or key not in preloaded:
         return False, None
-    return True, conn.info[PRELOADED].get(key)
+    return True, preloaded[key]
 
 
 def project_access(conn: Connection, ident: Identity, project_id: int, lock: bool = False) -> ProjectAccess:

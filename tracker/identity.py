@@ -7,6 +7,7 @@ Resolving identity in the same call as the operation saves a broker round trip p
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, func, select
@@ -58,22 +59,22 @@ _SESSION = (
 
 _WORKERS = select(worker.c.id, worker.c.secret_digest, worker.c.paused).where(
     worker.c.id == func.any(bindparam("ids")))
-PRELOADED = "tt_workers"  # key in Connection.info while a batch runs
+# Worker rows read for the batch running in this greenthread (each has its own context).
+PRELOADED: ContextVar[dict | None] = ContextVar("tt_preloaded_workers", default=None)
 
 
 def preload(conn: Connection, callers: list[dict]) -> None:
     """Read the worker rows of a whole batch in one statement (tracker.service.batch_endpoint);
-    identify() then takes them from here. Valid for the batch's transaction only."""
+    identify() then takes them from here. The batch resets PRELOADED when it ends."""
     ids = sorted({c["worker_id"] for c in callers if c.get("worker_id") is not None})
-    if ids:
-        conn.info[PRELOADED] = {row.id: row for row in conn.execute(_WORKERS, {"ids": ids})}
+    PRELOADED.set({row.id: row for row in conn.execute(_WORKERS, {"ids": ids})} if ids else {})
 
 
 def identify(conn: Connection, caller: dict) -> Identity:
     worker_id = caller.get("worker_id")
     worker_paused = False
     if worker_id is not None:
-        preloaded = conn.info.get(PRELOADED)
+        preloaded = PRELOADED.get()
         if preloaded is not None and worker_id in preloaded:
             row = preloaded[worker_id]
         else:

@@ -21,7 +21,7 @@ import nameko.rpc
 from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
 from nameko.amqp.publish import Publisher
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 
 from tracker import access, idempotency, identity
 from tracker.db import transaction
@@ -121,7 +121,7 @@ def endpoint(handler: Handler | None = None, *, once: bool = False) -> Any:
                 if exc.status == 401:
                     return exc.as_reply()
                 return _replay(request) or exc.as_reply()
-        except OperationalError as exc:
+        except (OperationalError, PendingRollbackError) as exc:
             log.warning("database unavailable in %s: %s", handler.__name__, exc.__class__.__name__)
             return UNAVAILABLE
         except DBAPIError as exc:
@@ -143,7 +143,7 @@ def _preload(conn, calls: list, project_of: Callable[[dict], int] | None) -> Non
 def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], Any], replay: bool,
                project_of: Callable[[dict], int] | None = None) -> list[dict]:
     answers: list[dict] = [UNAVAILABLE] * len(calls)
-    with transaction() as conn, preloaded(conn):
+    with preloaded(), transaction() as conn:
         _preload(conn, calls, project_of)
         # Stored replies are looked up first only where a hit is likely: client-keyed calls, or
         # a rerun after a replay was detected. Otherwise storing detects it (Replayed, below).
@@ -169,13 +169,14 @@ def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], A
 
 
 @contextmanager
-def preloaded(conn):
-    """Batch preloads live in Connection.info, which outlives the transaction: always clear them."""
+def preloaded():
+    """A batch's preloaded rows are visible to its own greenthread only, and only while it runs."""
+    tokens = [identity.PRELOADED.set(None), access.PRELOADED.set(None)]
     try:
         yield
     finally:
-        for key in (identity.PRELOADED, access.PRELOADED, access.PRELOADED + ".asked"):
-            conn.info.pop(key, None)
+        access.PRELOADED.reset(tokens[1])
+        identity.PRELOADED.reset(tokens[0])
 
 
 def batch_endpoint(single: Any, *, order: Callable[[dict], Any],
@@ -199,7 +200,7 @@ def batch_endpoint(single: Any, *, order: Callable[[dict], Any],
                 return _run_batch(self, handler, calls, order, False, project_of)
             except idempotency.Replayed:
                 return _run_batch(self, handler, calls, order, True, project_of)
-        except OperationalError as exc:
+        except (OperationalError, PendingRollbackError) as exc:
             log.warning("database unavailable in %s batch: %s", handler.__name__, exc.__class__.__name__)
             return [UNAVAILABLE] * len(calls)
         except DBAPIError as exc:
