@@ -26,6 +26,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -116,12 +117,20 @@ def _mem(proc: psutil.Process) -> tuple[int, int | None]:
         return proc.memory_info().rss, None
 
 
-def memory_sample(tracker_pid: int, dbname: str) -> dict:
+def _listens_on(proc: psutil.Process, port: int) -> bool:
+    try:
+        return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in proc.net_connections("inet"))
+    except psutil.Error:
+        return False
+
+
+def memory_sample(tracker_pid: int, dbname: str, amqp_port: int) -> dict:
     """RSS/USS (bytes) of every process of the system, keyed by a stable label.
 
     Services: ``<name>.<n>`` (replicas numbered by pid); gateway: ``gateway master`` and ``gateway worker <n>``;
     ``launcher`` is ``tracker run``; PostgreSQL backends of the system's database are summed (``n`` = count);
-    RabbitMQ is every ``beam.smp`` (it serves every vhost on the machine, not only this system's)."""
+    RabbitMQ is the ``beam.smp`` listening on the system's AMQP port (it serves every vhost on the machine, not only
+    this system's); other Erlang VMs (``rabbitmqctl`` runs, other brokers) are left out."""
     procs: dict[str, dict] = {}
     by_group: dict[str, list[psutil.Process]] = defaultdict(list)
     try:
@@ -159,7 +168,7 @@ def memory_sample(tracker_pid: int, dbname: str) -> dict:
         try:
             if name == "postgres" and f" {dbname} " in " ".join(proc.cmdline()):
                 entry = pg
-            elif name.startswith("beam"):
+            elif name.startswith("beam") and _listens_on(proc, amqp_port):
                 entry = rabbit
             else:
                 continue
@@ -412,9 +421,11 @@ def main(argv: list[str] | None = None) -> int:
         meta.update(system=system.name, project=project)
         log(f"  project {project}: {feeder.submitted} tasks queued; {len(idents)} workers")
 
+        amqp_port = urlsplit(system.env["TT_AMQP_URI"]).port or 5672
+
         def sample(t: float) -> dict:
             s = {"t": round(t, 1), "load1": round(os.getloadavg()[0], 2), "cpu_busy_pct": psutil.cpu_percent(None),
-                 "procs": memory_sample(system.proc.pid, system.name)}
+                 "procs": memory_sample(system.proc.pid, system.name, amqp_port)}
             samples.append(s)
             return s
 
@@ -481,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
                 child.kill()
         while printed < int(args.minutes + 0.999):
             minutes.append(minute_stats(records, start, printed, samples, args.rate, 60 * args.minutes))
+            log(_live(minute_row(minutes[-1])))
             printed += 1
         meta["tasks_submitted"] = feeder.submitted
         meta["bulk_submits"] = feeder.bulks
