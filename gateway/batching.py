@@ -11,6 +11,7 @@ batch_endpoint), each call with its own identity, checks and reply.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -18,6 +19,10 @@ from gateway.rpc import RpcPool
 from tracker.errors import UNAVAILABLE
 
 MAX_BATCH = 64
+# Batches of one route in flight at once per gateway process. A batch spends most of its time
+# waiting on database round trips, so a few in flight keep the service replicas busy; more would
+# only shrink the batches.
+IN_FLIGHT = int(os.environ.get("TT_BATCHES_IN_FLIGHT", "1"))
 
 
 @dataclass
@@ -36,19 +41,19 @@ class Coalescer:
         self.service = service
         self.method = method
         self._queue: list[_Pending] = []
-        self._sending = False
+        self._senders = 0
 
     def call(self, caller: dict, params: dict) -> dict:
         pending = _Pending(caller, params)
         self._queue.append(pending)
-        if not self._sending:
-            self._sending = True
+        if self._senders < IN_FLIGHT:
+            self._senders += 1
             threading.Thread(target=self._send_all, name=f"batch-{self.method}", daemon=True).start()
         pending.done.wait()
         return pending.answer
 
     def _send_all(self) -> None:
-        """Runs while there is anything to send; the one sender of this coalescer."""
+        """Runs while there is anything to send; one of at most IN_FLIGHT senders."""
         try:
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
@@ -62,4 +67,4 @@ class Coalescer:
                     pending.answer = answer
                     pending.done.set()
         finally:
-            self._sending = False
+            self._senders -= 1

@@ -55,7 +55,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "--bind", settings.bind, "--graceful-timeout", "35", "--timeout", "60",
                 # one control socket path per user would be shared by every gateway on the machine
                 "--no-control-socket",
-                "--access-logfile", "-" if os.environ.get("TT_ACCESS_LOG") else "/dev/null",
+                # no access log unless asked: even logging to /dev/null formats every line
+                *(["--access-logfile", "-"] if os.environ.get("TT_ACCESS_LOG") else []),
                 "gateway.app:create_app()"]
         os.execv(sys.executable, argv)
     from tracker.plugins import discover
