@@ -115,6 +115,43 @@ WITH closed AS (
 SELECT closed.*, p.chain FROM closed JOIN project p ON p.id = closed.project""")
 
 
+# The same for a whole batch of releases: one statement, counters added per project and worker.
+# Requests are passed sorted by task id, so concurrent batches lock shared rows in one order.
+_CLOSE_HELD_MANY = text("""
+WITH req AS (
+  SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:workers AS bigint[])) AS r(id, closer)
+), closed AS (
+  UPDATE task t SET status = 3, lease_deadline = NULL FROM req
+  WHERE t.id = req.id AND t.status = 1 AND t.assignee = req.closer AND t.verification_count <= 1
+  RETURNING t.id, t.project, t.priority, t.recipe, t.max_retries, t.max_assign_time, t.verification_count,
+            t.hash64, req.closer
+), per_project AS (
+  INSERT INTO project_closures (project_id, closed_task_count)
+  SELECT project, count(*) FROM closed GROUP BY project ORDER BY project
+  ON CONFLICT (project_id) DO UPDATE
+    SET closed_task_count = project_closures.closed_task_count + EXCLUDED.closed_task_count
+), per_worker AS (
+  INSERT INTO worker_closures (worker_id, closed_task_count)
+  SELECT closer, count(*) FROM closed GROUP BY closer ORDER BY closer
+  ON CONFLICT (worker_id) DO UPDATE
+    SET closed_task_count = worker_closures.closed_task_count + EXCLUDED.closed_task_count
+)
+SELECT closed.*, p.chain FROM closed JOIN project p ON p.id = closed.project""")
+
+
+def close_held_many(conn: Connection, releases: list[tuple[int, int]]) -> set[int]:
+    """``close_held`` for many (task id, worker) pairs with distinct task ids; returns the ids
+    it closed. The others are untouched and take the general path."""
+    if not releases:
+        return set()
+    releases = sorted(releases)
+    rows = conn.execute(_CLOSE_HELD_MANY, {"ids": [t for t, _ in releases],
+                                           "workers": [w for _, w in releases]}).mappings().all()
+    for row in rows:
+        _chain_copy(conn, dict(row), row["chain"])
+    return {row["id"] for row in rows}
+
+
 def close_held(conn: Connection, task_id: int, worker: int) -> bool:
     """Close the task if ``worker`` holds it and it needs no quorum; False leaves it untouched."""
     row = conn.execute(_CLOSE_HELD, {"id": task_id, "worker": worker}).mappings().first()
