@@ -66,18 +66,20 @@ class TaskService:
             store.wake(conn, params["project"])
         return with_counts(ok({"submitted": submitted, "duplicates": len(tasks) - submitted}), submitted=submitted)
 
-    @endpoint(once=True)
-    def get_tasks(self, conn, ident, params):
-        worker = ident.require_worker()
+    @staticmethod
+    def _assignable(conn, ident, params):
+        """The checks of a task get, in the contract's order; raises before any write."""
+        ident.require_worker()
         if ident.worker_paused:
             raise ApiError(400, PAUSED)
         acc = project_access(conn, ident, params["project"])
         if not acc.can_assign:
             raise ident.denied("ASSIGN access required on this project")
-        admitted = ratelimit.admit(conn, params["project"], ratelimit.ASSIGN, acc.project["assign_rate"])
+        return acc
+
+    @staticmethod
+    def _handed_out(conn, params, acc, rows: list[dict]) -> dict:
         batch = "count" in params
-        rows = [] if acc.project["paused"] else store.assign(conn, params["project"], worker,
-                                                             params.get("count", 1))
         if not rows:
             # A long-poll (gateway) parks until a notification, or until the next lease expiry,
             # which sends none; a paused project has nothing to wait for but the timeout.
@@ -86,10 +88,37 @@ class TaskService:
                 retry_in = store.next_expiry_in(conn, params["project"])
             return reply(200, envelope(False, {"tasks": []} if batch else None, NO_TASK), park=True,
                          retry_in=retry_in)
-        admitted.charge(conn, len(rows))
         project = public_project(acc.project)
         tasks = [task_object(r, project) for r in rows]
         return with_counts(ok({"tasks": tasks} if batch else {"task": tasks[0]}), assigned=len(tasks))
+
+    @endpoint(once=True)
+    def get_tasks(self, conn, ident, params):
+        acc = self._assignable(conn, ident, params)
+        admitted = ratelimit.admit(conn, params["project"], ratelimit.ASSIGN, acc.project["assign_rate"])
+        rows = [] if acc.project["paused"] else store.assign(conn, params["project"], ident.worker_id,
+                                                             params.get("count", 1))
+        admitted.charge(conn, len(rows))
+        return self._handed_out(conn, params, acc, rows)
+
+    def _get_fast(self, conn, calls: list) -> list:
+        """Set-based: every plain get of the batch (worker allowed, project neither paused nor
+        rate-limited) assigns in one database call; the others take the per-call path."""
+        out: list = [None] * len(calls)
+        chosen = []
+        for k, (ident, params) in enumerate(calls):
+            try:
+                acc = self._assignable(conn, ident, params)
+            except ApiError:
+                continue
+            if not acc.project["paused"] and acc.project["assign_rate"] <= 0:
+                chosen.append((k, acc))
+        chosen.sort(key=lambda c: calls[c[0]][1]["project"])  # the per-call path's lock order
+        handed = store.assign_many(conn, [(calls[k][1]["project"], calls[k][0].worker_id,
+                                           calls[k][1].get("count", 1)) for k, _ in chosen])
+        for (k, acc), rows in zip(chosen, handed, strict=True):
+            out[k] = self._handed_out(conn, calls[k][1], acc, rows)
+        return out
 
     @staticmethod
     def _held(conn, ident, task_id: int) -> tuple[int, dict | None]:
@@ -132,7 +161,7 @@ class TaskService:
 
     # The gateway coalesces concurrent gets and releases into these (gateway/batching.py).
     get_tasks_batch = batch_endpoint(get_tasks, order=lambda params: params["project"],
-                                     project_of=lambda params: params["project"])
+                                     project_of=lambda params: params["project"], fast=_get_fast)
     def _release_fast(self, conn, calls: list) -> list:
         """Set-based: every OK release by the holder of a task without quorum, in one statement.
         A task named twice in one batch goes the general way after its first release."""

@@ -14,38 +14,33 @@ TASK_COLUMNS = ("id, project, priority, assignee, retries, max_retries, status, 
 
 NEW, FAILED, CLOSED = 1, 2, 3
 
-# A worker never verifies a task twice: skip tasks it already released OK (quorum tasks only).
-_NOT_VERIFIED_BY_CALLER = """
-  (verification_count <= 1 OR NOT EXISTS (
-     SELECT 1 FROM task_verification v WHERE v.task_id = task.id AND v.worker_id = :worker))"""
+# The assignment statement is the database function ``tt_assign`` (migration 0004): a batch of
+# gets assigns in one call of ``tt_assign_many``, which loops inside the database.
+_ASSIGN = text(f"SELECT {TASK_COLUMNS} FROM tt_assign(:project, :worker, :n)")
+_ASSIGN_MANY = text(f"""
+    SELECT req, {", ".join(f"(t).{c.strip()}" for c in TASK_COLUMNS.split(","))}
+    FROM tt_assign_many(CAST(:projects AS bigint[]), CAST(:workers AS bigint[]), CAST(:counts AS integer[]))""")
 
-# Two locked candidate sets — never-held tasks (pick index) and expired leases (lease index) — then
-# the best :n of both. Expiry is exact: an expired lease is assignable the moment it passes.
-_ASSIGN = text(f"""
-WITH free AS (
-  SELECT id, priority FROM task
-  WHERE project = :project AND status = 1 AND assignee IS NULL AND {_NOT_VERIFIED_BY_CALLER}
-  ORDER BY priority DESC, id LIMIT :n FOR UPDATE SKIP LOCKED
-), expired AS (
-  SELECT id, priority FROM task
-  WHERE project = :project AND status = 1 AND assignee IS NOT NULL
-    AND lease_deadline IS NOT NULL AND lease_deadline <= clock_timestamp() AND {_NOT_VERIFIED_BY_CALLER}
-  ORDER BY priority DESC, id LIMIT :n FOR UPDATE SKIP LOCKED
-), pick AS (
-  SELECT id FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) c ORDER BY priority DESC, id LIMIT :n
-)
-UPDATE task SET assignee = :worker,
-  assign_time = floor(extract(epoch FROM clock_timestamp()))::bigint,
-  lease_deadline = CASE WHEN max_assign_time > 0
-                        THEN clock_timestamp() + make_interval(secs => max_assign_time) END
-FROM pick WHERE task.id = pick.id
-RETURNING {", ".join("task." + c.strip() for c in TASK_COLUMNS.split(","))}
-""")
+
+def _choice_order(rows) -> list[dict]:
+    return sorted((dict(r) for r in rows), key=lambda r: (-r["priority"], r["id"]))
 
 
 def assign(conn: Connection, project: int, worker: int, n: int) -> list[dict]:
-    rows = conn.execute(_ASSIGN, {"project": project, "worker": worker, "n": n}).mappings().all()
-    return sorted((dict(r) for r in rows), key=lambda r: (-r["priority"], r["id"]))
+    """Up to n tasks now held by the worker, in choice order (priority, then id)."""
+    return _choice_order(conn.execute(_ASSIGN, {"project": project, "worker": worker, "n": n}).mappings().all())
+
+
+def assign_many(conn: Connection, gets: list[tuple[int, int, int]]) -> list[list[dict]]:
+    """``assign`` for many (project, worker, n) in one call, in the given order."""
+    if not gets:
+        return []
+    rows = conn.execute(_ASSIGN_MANY, {"projects": [g[0] for g in gets], "workers": [g[1] for g in gets],
+                                       "counts": [g[2] for g in gets]}).mappings().all()
+    per_get: list[list] = [[] for _ in gets]
+    for row in rows:
+        per_get[row["req"] - 1].append({k: v for k, v in row.items() if k != "req"})
+    return [_choice_order(r) for r in per_get]
 
 
 def lock(conn: Connection, task_id: int) -> dict | None:
