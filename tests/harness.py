@@ -141,6 +141,26 @@ class System:
             return cur.fetchall() if cur.description else None
 
 
+# --- assertions shared by the end-to-end tests ------------------------------------------------
+def assert_error(r, status: int, *words: str) -> dict:
+    """An error answer: the status, the JSON envelope with ok false and a message (§1.3)."""
+    assert r.status_code == status, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    body = r.json()
+    assert body["ok"] is False, body
+    assert isinstance(body.get("message"), str) and body["message"], body
+    for word in words:
+        assert word in body["message"], body["message"]
+    return body
+
+
+def assert_ok(r) -> dict:
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ok"] is True, body
+    return body
+
+
 class Api:
     """A thin HTTP client: one requests.Session per identity (worker headers or manager cookie)."""
 

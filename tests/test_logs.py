@@ -14,21 +14,10 @@ import uuid
 
 import pytest
 
-from tests.harness import Api, System
+from tests.harness import Api, System, assert_error
 
 LEVELS = {"trace": 7, "info": 5, "warn": 4, "error": 3}
 ENTRY_KEYS = {"level", "message", "timestamp", "data"}
-
-
-def assert_error(r, status: int, *words: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["Content-Type"].startswith("application/json")
-    body = r.json()
-    assert body["ok"] is False, body
-    assert isinstance(body.get("message"), str) and body["message"], body
-    for word in words:
-        assert word in body["message"], body["message"]
-    return body
 
 
 def log(w: Api, route: str, scope: str, message: str, timestamp: int):

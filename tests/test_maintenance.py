@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.harness import Api
+from tests.harness import Api, assert_error, assert_ok
 
 UNKNOWN = 1 << 62  # a valid id no test ever creates
 READ, EDIT, MANAGE_ACCESS, SECRET, MAINTENANCE, ALL = 1, 2, 4, 8, 16, 31
@@ -23,24 +23,6 @@ NEW, FAILED, CLOSED = 1, 2, 3
 TR_OK, TR_FAIL = 0, 1
 ROUTES = ["reset_failed_tasks", "hard_reset", "reclaim_assigned_tasks"]
 NO_TASK = {"ok": False, "message": "No task available"}
-
-
-def assert_error(r, status: int, *words: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["Content-Type"].startswith("application/json")
-    body = r.json()
-    assert body["ok"] is False, body
-    assert isinstance(body.get("message"), str) and body["message"], body
-    for word in words:
-        assert word in body["message"], body["message"]
-    return body
-
-
-def assert_ok(r) -> dict:
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["ok"] is True, body
-    return body
 
 
 def assert_affected(r, n: int) -> None:

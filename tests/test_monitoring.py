@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from tests.harness import Api, System
+from tests.harness import Api, System, assert_error, assert_ok
 
 UNKNOWN = 1 << 62
 INT31_MAX = (1 << 31) - 1
@@ -40,24 +40,6 @@ def system(tmp_path_factory):
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def assert_error(r, status: int, *words: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["Content-Type"].startswith("application/json")
-    body = r.json()
-    assert body["ok"] is False, body
-    assert isinstance(body.get("message"), str) and body["message"], body
-    for word in words:
-        assert word in body["message"], body["message"]
-    return body
-
-
-def assert_ok(r) -> dict:
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["ok"] is True, body
-    return body
-
-
 def check_snapshots(snapshots: list) -> list[dict]:
     """Every element has exactly the snapshot keys, all ints; the list is newest first."""
     assert isinstance(snapshots, list)

@@ -15,29 +15,11 @@ import uuid
 
 import pytest
 
-from tests.harness import Api
+from tests.harness import Api, assert_error, assert_ok
 
 UNKNOWN = 1 << 62
 READ, EDIT, MANAGE_ACCESS, SECRET, MAINTENANCE, ALL = 1, 2, 4, 8, 16, 31
 VISIBILITY = {"public": {"public": True}, "private": {}, "hidden": {"hidden": True}}
-
-
-def assert_error(r, status: int, *words: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["Content-Type"].startswith("application/json")
-    body = r.json()
-    assert body["ok"] is False, body
-    assert isinstance(body.get("message"), str) and body["message"], body
-    for word in words:
-        assert word in body["message"], body["message"]
-    return body
-
-
-def assert_ok(r) -> dict:
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["ok"] is True, body
-    return body
 
 
 def read_secret(client: Api, pid) -> str:
