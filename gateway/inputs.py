@@ -78,7 +78,7 @@ def query_params(req: falcon.Request, spec: dict[str, QueryParam]) -> dict[str, 
     values: dict[str, int] = {}
     for name, rule in spec.items():
         raw = req.get_param(name)
-        if raw is None or raw == "":
+        if raw is None:
             if rule.required:
                 raise bad_request(f"invalid query parameter '{name}': required")
             continue

@@ -48,7 +48,9 @@ from tracker.shapes import Shape
 OPENAPI_VERSION = "3.0.3"
 PATH = "/openapi.json"
 COMPONENTS = "#/components/schemas/"
-COMMON_ERRORS = (400, 401, 404, 413, 503)  # any plugin route may answer these (contract §1.4)
+# Any plugin route may answer these (contract §1.4), plus 414/431, which gunicorn answers itself
+# (as a JSON envelope, gateway/gunicorn_conf.py) for a request line or headers over its limits.
+COMMON_ERRORS = (400, 401, 404, 413, 414, 431, 503)
 NO_NUL = "^[^\\u0000]*$"  # PostgreSQL text cannot hold U+0000 (contract §1.2)
 # The Idempotency-Key header of routes declared with ``idempotency_key`` (gateway/routes.py checks it).
 IDEMPOTENCY_HEADER = getattr(dispatch, "IDEMPOTENCY_HEADER", "Idempotency-Key")
@@ -62,6 +64,8 @@ STATUS_TEXT = {
     404: "Unknown project, worker, task, manager or access request",
     409: "Conflict with existing data",
     413: "Request body larger than the limit (16 MiB by default)",
+    414: "Request line longer than the HTTP server's limit (answered by gunicorn, JSON envelope)",
+    431: "Request headers over the HTTP server's limits (answered by gunicorn, JSON envelope)",
     429: "Rate limited: retry after `rate_limit_delay` seconds",
     503: "A backend (broker, service, database) did not answer in time",
 }

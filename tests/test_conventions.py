@@ -408,10 +408,12 @@ def test_bad_credentials_win_over_bad_path_id(api):
     assert_error(api.get("/task/get/abc"), 401)
 
 
-@pytest.mark.parametrize("query", ["count=abc", "count=0", "count=101", "count=1.5", "count=" + "9" * 3000])
+@pytest.mark.parametrize("query", ["count=abc", "count=0", "count=101", "count=1.5", "count=" + "9" * 3000,
+                                   "count=", "wait=", "wait=31"])
 def test_bad_query_parameter_is_400_naming_it(api, make_project, query):
     w = api.new_worker()
-    assert_error(w.get(f"/task/get/{make_project(public=True)}?{query}"), 400, "'count'")
+    name = query.split("=")[0]
+    assert_error(w.get(f"/task/get/{make_project(public=True)}?{query}"), 400, f"'{name}'")
 
 
 def test_bad_credentials_win_over_bad_query(api):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracker.errors import bad_request
+from tracker.fields import NonEmptyText
 
 # (header name as the gateway passes it — lower-cased —, provider); the first one present is used.
 SIGNATURE_HEADERS = (
@@ -136,7 +137,8 @@ def parse_push(raw: bytes) -> Push:
     if full_name is None:
         raise bad_request("invalid field 'repository.full_name': required")
     if not _storable(full_name):
-        raise bad_request("invalid field 'repository.full_name': must be a non-empty string")
+        raise bad_request("invalid field 'repository.full_name': must be a non-empty string without U+0000 "
+                          "or lone surrogates")
     default = repository.get("default_branch")
     branches = (default,) if isinstance(default, str) and default else FALLBACK_DEFAULT_BRANCHES
     return Push(full_name=full_name, default_branches=branches, ref=data.get("ref"), after=data.get("after"))
@@ -149,7 +151,7 @@ from pydantic import BaseModel, Field  # noqa: E402
 
 
 class PushRepository(BaseModel):
-    full_name: str = Field(min_length=1, description="matched case-insensitively with the projects' git_repo")
+    full_name: NonEmptyText = Field(description="matched case-insensitively with the projects' git_repo")
     default_branch: str | None = Field(None, description="absent or empty: master and main both count")
 
 
