@@ -195,31 +195,27 @@ class TaskService:
         return ok({"assignees": store.assignees(conn, params["id"])})
 
     @staticmethod
-    def _maintained(conn, ident, project_id: int) -> None:
+    def _maintain(conn, ident, project_id: int, operation, frees_tasks: bool) -> dict:
+        """MAINTENANCE check, then the operation; wake long-polls if it made tasks assignable."""
         ident.require_manager()
         if not project_access(conn, ident, project_id).has_role(ROLE_MAINTENANCE):
             raise ApiError(403, "MAINTENANCE role required on this project")
+        affected = operation(conn, project_id)
+        if affected and frees_tasks:
+            store.wake(conn, project_id)
+        return ok({"affected_tasks": affected})
 
     @endpoint(once=True)
     def reset_failed_tasks(self, conn, ident, params):
-        self._maintained(conn, ident, params["id"])
-        affected = store.reset_failed(conn, params["id"])
-        if affected:
-            store.wake(conn, params["id"])
-        return ok({"affected_tasks": affected})
+        return self._maintain(conn, ident, params["id"], store.reset_failed, frees_tasks=True)
 
     @endpoint(once=True)
     def hard_reset(self, conn, ident, params):
-        self._maintained(conn, ident, params["id"])
-        return ok({"affected_tasks": store.delete_all(conn, params["id"])})
+        return self._maintain(conn, ident, params["id"], store.delete_all, frees_tasks=False)
 
     @endpoint(once=True)
     def reclaim_assigned_tasks(self, conn, ident, params):
-        self._maintained(conn, ident, params["id"])
-        affected = store.reclaim_assigned(conn, params["id"])
-        if affected:
-            store.wake(conn, params["id"])
-        return ok({"affected_tasks": affected})
+        return self._maintain(conn, ident, params["id"], store.reclaim_assigned, frees_tasks=True)
 
     @timer(interval=60)
     def prune_outcomes(self):
