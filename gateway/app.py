@@ -11,7 +11,7 @@ from gateway.metrics import MetricsResource, RequestMetrics
 from gateway.openapi import OpenApiResource
 from gateway.ops import Health, Index, Ready
 from gateway.routes import Dispatcher, send, wire
-from gateway.rpc import RpcPool
+from gateway.rpc import RpcClient
 from tracker.errors import envelope
 from tracker.plugins import discover
 from tracker.settings import get_settings
@@ -56,8 +56,7 @@ def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, para
 def create_app() -> falcon.App:
     logging.basicConfig(level=os.environ.get("TT_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
-    pool = RpcPool(settings)
-    dispatcher = Dispatcher(settings, pool)
+    dispatcher = Dispatcher(settings, RpcClient(settings))
     app = falcon.App(middleware=[RequestMetrics(), Cors()])
     app.req_options.auto_parse_qs_csv = False
     app.add_route("/", Index(dispatcher))

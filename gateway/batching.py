@@ -15,7 +15,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from gateway.rpc import RpcPool
+from gateway.rpc import RpcClient
 from tracker.errors import UNAVAILABLE
 
 MAX_BATCH = 64
@@ -36,8 +36,8 @@ class _Pending:
 class Coalescer:
     """One per (service, batch entrypoint) per gateway process."""
 
-    def __init__(self, pool: RpcPool, service: str, method: str) -> None:
-        self.pool = pool
+    def __init__(self, rpc: RpcClient, service: str, method: str) -> None:
+        self.rpc = rpc
         self.service = service
         self.method = method
         self._queue: list[_Pending] = []
@@ -58,7 +58,7 @@ class Coalescer:
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 try:
-                    answers = self.pool.call(self.service, self.method, [[p.caller, p.params] for p in batch])
+                    answers = self.rpc.call(self.service, self.method, [[p.caller, p.params] for p in batch])
                 except Exception:  # noqa: BLE001 - every caller still gets an answer (503)
                     answers = UNAVAILABLE
                 if not isinstance(answers, list) or len(answers) != len(batch):

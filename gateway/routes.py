@@ -29,7 +29,7 @@ from gateway.inputs import (
 )
 from gateway.longpoll import Waiters
 from gateway.metrics import count_tasks
-from gateway.rpc import RpcPool
+from gateway.rpc import RpcClient
 from tracker.errors import ApiError
 from tracker.hashing import digest, new_session_token
 from tracker.plugins import Plugin
@@ -52,9 +52,9 @@ def send(resp: falcon.Response, status: int, body: dict | None) -> None:
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, pool: RpcPool) -> None:
+    def __init__(self, settings: Settings, rpc: RpcClient) -> None:
         self.settings = settings
-        self.pool = pool
+        self.rpc = rpc
         self.waiters = Waiters(settings)
         self.coalescers: dict[tuple[str, str], Coalescer] = {}
 
@@ -62,7 +62,7 @@ class Dispatcher:
         """For routes without an RPC of their own: worker headers, if sent, must be valid."""
         caller = credentials(req)
         if "worker_id" in caller:
-            answer = self.pool.call(*IDENTIFY, caller, {})
+            answer = self.rpc.call(*IDENTIFY, caller, {})
             if answer["status"] != 200:
                 raise ApiError(answer["status"], answer["body"].get("message", "Unauthorized"))
         return caller
@@ -117,9 +117,9 @@ class Dispatcher:
         if route.batch and self.settings.gateway_batching:
             key = (service, route.batch)
             coalescer = self.coalescers.get(key) or self.coalescers.setdefault(
-                key, Coalescer(self.pool, service, route.batch))
+                key, Coalescer(self.rpc, service, route.batch))
             return coalescer.call(caller, params)
-        return self.pool.call(service, route.rpc, caller, params)
+        return self.rpc.call(service, route.rpc, caller, params)
 
     @staticmethod
     def _idempotency_key(route: Route, req: falcon.Request, caller: dict) -> None:
@@ -166,7 +166,7 @@ class Dispatcher:
         """401 (and a paused worker's 400 on task get) come before a syntax 400."""
         if not caller:
             return
-        answer = self.pool.call(*IDENTIFY, caller, {})
+        answer = self.rpc.call(*IDENTIFY, caller, {})
         if answer["status"] != 200:
             raise ApiError(answer["status"], answer["body"].get("message", "Unauthorized"))
         who = answer["body"].get("content") or {}

@@ -1,20 +1,35 @@
-"""A pool of long-lived nameko RPC proxies, one borrowed per in-flight request.
+"""The gateway's RPC client: one AMQP connection per gateway process, shared by every request.
 
-A new proxy per request costs ~7 ms and leaves a reply queue behind (measured); a proxy is not safe
-to share between greenlets, so each request borrows one and returns it. A proxy that failed in any
-way is discarded, never reused: its reply queue may hold a late answer meant for another call.
+It speaks nameko's RPC wire format (request ``{"args", "kwargs"}`` to the RPC exchange with routing
+key ``service.method``; reply ``{"result", "error"}`` to ``reply_to``), so services are plain nameko
+entrypoints. It is leaner than nameko's standalone proxy, which the benchmark showed costing more
+broker work than the calls themselves (docs/PERFORMANCE.md):
+
+- one connection and one reply queue per process, not one per concurrent request: a reader
+  thread (a greenlet under gunicorn's gevent worker) hands each reply to its waiter by
+  correlation id;
+- replies are consumed without acknowledgements: the reply queue is exclusive to this
+  connection, so a reply the gateway cannot take is one nobody waits for;
+- requests are published without publisher confirms (a broker round trip each) but
+  ``mandatory``: a request no queue takes comes back as ``basic.return`` and fails at once (503),
+  as nameko's ``UnknownService`` did. A request lost with the connection fails its waiter (503);
+  the client retries, and stored replies make the retry safe (tracker/idempotency.py).
+
+Requests are transient and expire when the gateway stops waiting: a request queued while every
+replica was down must not take effect after its client saw a 503.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-from collections import deque
+import threading
+import uuid
+from dataclasses import dataclass, field
 
-import nameko.rpc
-from nameko.amqp.publish import Publisher
-from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
-from nameko.standalone.rpc import ClusterRpcProxy
+import amqp
+from kombu import Connection
 
 from tracker.errors import UNAVAILABLE, envelope, reply
 from tracker.settings import Settings
@@ -25,62 +40,121 @@ TRANSIENT = 1  # AMQP delivery mode: not written to the broker's disk
 INTERNAL_ERROR = reply(500, envelope(False, message="Internal error"))
 
 
-class RequestPublisher(Publisher):
-    """How the gateway publishes requests: transient, and expiring when the gateway stops waiting.
-
-    A request queued while every replica was down must not take effect after its client saw a
-    503, and a request nobody waits for is not worth the broker's disk. nameko's standalone
-    proxy takes no publisher options, so its method proxies are pointed at this class.
-    """
-
-    delivery_mode = TRANSIENT
-    expiration: float | None = None
+@dataclass
+class _Waiter:
+    conn: object
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: dict = field(default_factory=lambda: UNAVAILABLE)
 
 
-class RpcPool:
+class RpcClient:
+    """``call(service, method, *args)`` answers the service's reply dict, or an error reply:
+    503 when no replica answers in time or the broker is unreachable, 500 when the service
+    raised."""
+
     def __init__(self, settings: Settings) -> None:
-        RequestPublisher.expiration = settings.rpc_timeout
-        nameko.rpc.MethodProxy.publisher_cls = RequestPublisher
-        self._config = settings.nameko_config()
+        self._uri = settings.amqp_uri
+        self._exchange = settings.rpc_exchange
         self._timeout = settings.rpc_timeout
-        self._idle: deque = deque()
+        self._expiration = str(int(settings.rpc_timeout * 1000))
+        self._conn: amqp.Connection | None = None
+        self._channel: amqp.Channel | None = None
+        self._reply_to = ""
+        self._waiters: dict[str, _Waiter] = {}
+        self._connecting = threading.Lock()
+        self._publishing = threading.Lock()  # the frames of one message must not interleave
 
-    def _open(self):
-        proxy = ClusterRpcProxy(self._config, timeout=self._timeout)
-        return proxy, proxy.start()
+    # --- connection --------------------------------------------------------------------------
+    def _connect(self) -> amqp.Connection:
+        with self._connecting:
+            if self._conn is not None:
+                return self._conn
+            self._kombu = Connection(self._uri, heartbeat=0, connect_timeout=5)  # kombu parses the URI
+            raw = self._kombu.connection
+            channel = raw.channel()
+            channel.exchange_declare(self._exchange, "topic", durable=True, auto_delete=False)
+            queue = channel.queue_declare("", exclusive=True, auto_delete=True).queue
+            channel.queue_bind(queue, self._exchange, routing_key=queue)
+            channel.events["basic_return"].add(self._on_return)
+            channel.basic_consume(queue, no_ack=True, callback=self._on_reply)
+            self._conn, self._channel, self._reply_to = raw, channel, queue
+            threading.Thread(target=self._read, args=(raw,), name="rpc-replies", daemon=True).start()
+            return raw
 
-    @staticmethod
-    def _close(entry) -> None:
-        with contextlib.suppress(Exception):  # a broken proxy may fail to stop; it is dropped anyway
-            entry[0].stop()
+    def _read(self, conn: amqp.Connection) -> None:
+        try:
+            while True:
+                conn.drain_events()
+        except Exception as exc:  # noqa: BLE001 - any way the connection ends
+            self._lost(conn, exc)
 
+    def _lost(self, conn: amqp.Connection, exc: Exception | None) -> None:
+        """Forget a broken connection and answer 503 to every call waiting on it."""
+        with self._connecting:
+            if self._conn is conn:
+                self._conn = self._channel = None
+                if exc is not None:
+                    log.warning("broker connection lost: %s", exc.__class__.__name__)
+        for cid, waiter in list(self._waiters.items()):
+            if waiter.conn is conn:
+                self._waiters.pop(cid, None)
+                waiter.done.set()
+        with contextlib.suppress(Exception):
+            conn.collect()
+
+    # --- replies -----------------------------------------------------------------------------
+    def _on_reply(self, message: amqp.Message) -> None:
+        waiter = self._waiters.pop(message.properties.get("correlation_id"), None)
+        if waiter is None:
+            return  # its caller gave up (timeout)
+        try:
+            body = json.loads(message.body)
+            if body.get("error"):
+                log.error("service call failed: %s: %s", body["error"].get("exc_type"), body["error"].get("value"))
+                waiter.answer = INTERNAL_ERROR
+            else:
+                waiter.answer = body.get("result")
+        except (ValueError, AttributeError):
+            waiter.answer = INTERNAL_ERROR
+        waiter.done.set()
+
+    def _on_return(self, exc, exchange, routing_key, message) -> None:
+        waiter = self._waiters.pop(message.properties.get("correlation_id"), None)
+        log.warning("no service takes %s", routing_key)
+        if waiter is not None:
+            waiter.done.set()  # its answer stays 503
+
+    # --- calls -------------------------------------------------------------------------------
     def call(self, service: str, method: str, *args) -> dict:
-        """Call ``service.method(*args)``; a backend that does not answer becomes a 503 reply."""
         try:
-            entry = self._idle.pop()
-        except IndexError:
-            try:
-                entry = self._open()
-            except Exception as exc:  # noqa: BLE001 - broker unreachable in any of kombu's ways
-                log.warning("cannot reach the broker: %s", exc.__class__.__name__)
-                return UNAVAILABLE
+            conn = self._conn or self._connect()
+            channel = self._channel
+        except Exception as exc:  # noqa: BLE001 - broker unreachable in any of kombu's ways
+            log.warning("cannot reach the broker: %s", exc.__class__.__name__)
+            return UNAVAILABLE
+        cid = uuid.uuid4().hex
+        waiter = self._waiters[cid] = _Waiter(conn)
+        message = amqp.Message(
+            json.dumps({"args": args, "kwargs": {}}, separators=(",", ":")),
+            content_type="application/json", content_encoding="utf-8", delivery_mode=TRANSIENT,
+            correlation_id=cid, reply_to=self._reply_to, expiration=self._expiration)
         try:
-            result = getattr(getattr(entry[1], service), method)(*args)
-        except RemoteError as exc:
-            self._idle.append(entry)
-            log.error("service %s.%s failed: %s", service, method, exc)
-            return INTERNAL_ERROR
-        except (RpcTimeout, UnknownService) as exc:
-            self._close(entry)
-            log.warning("no answer from %s.%s: %s", service, method, exc.__class__.__name__)
+            with self._publishing:
+                channel.basic_publish(message, exchange=self._exchange, routing_key=f"{service}.{method}",
+                                      mandatory=True)
+        except Exception as exc:  # noqa: BLE001 - connection lost while sending
+            self._waiters.pop(cid, None)
+            self._lost(conn, exc)
             return UNAVAILABLE
-        except (OSError, Exception) as exc:  # noqa: B014 - connection lost mid-call
-            self._close(entry)
-            log.warning("broker error calling %s.%s: %r", service, method, exc)
-            return UNAVAILABLE
-        self._idle.append(entry)
-        return result
+        if not waiter.done.wait(self._timeout):
+            self._waiters.pop(cid, None)
+            log.warning("no answer from %s.%s within %.1f s", service, method, self._timeout)
+        return waiter.answer
 
     def close(self) -> None:
-        while self._idle:
-            self._close(self._idle.pop())
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+            self._lost(conn, None)
+

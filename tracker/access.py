@@ -74,14 +74,8 @@ def _access_query(with_role: bool, with_worker: bool, lock: bool):
 PRELOADED: ContextVar[dict | None] = ContextVar("tt_preloaded_access", default=None)
 
 
-def preload(conn: Connection, pairs: list[tuple[int, int]]) -> None:
-    """Read the (project, worker) access of a whole batch of worker calls in one statement
-    (tracker.service.batch_endpoint); project_access() then takes them from here. Valid for
-    the batch's transaction only; a project missing here is missing (404) for those calls."""
-    pairs = sorted(set(pairs))
-    if not pairs:
-        PRELOADED.set({})
-        return
+@cache
+def _preload_query():
     wanted = func.unnest(bindparam("ps", type_=ARRAY(BigInteger)), bindparam("ws", type_=ARRAY(BigInteger))) \
         .table_valued("p", "w").render_derived(name="wanted")
     granted = (
@@ -90,15 +84,28 @@ def preload(conn: Connection, pairs: list[tuple[int, int]]) -> None:
                worker_access.c.request.is_(False))
         .lateral("_access")
     )
-    query = (
+    return (
         project_full_query()
         .join(wanted, wanted.c.p == project.c.id)
         .outerjoin(granted, true())
         .add_columns(wanted.c.w.label("_w"), granted.c.assign.label("_assign"), granted.c.submit.label("_submit"))
     )
-    rows = conn.execute(query, {"ps": [p for p, _ in pairs], "ws": [w for _, w in pairs]}).mappings()
+
+
+def preload_query(pairs: list[tuple[int, int]]) -> tuple | None:
+    """The statement reading the (project, worker) access of a whole batch of worker calls
+    (tracker.service.batch_endpoint), or None for no pairs; its rows go to use_preloaded()."""
+    pairs = sorted(set(pairs))
+    if not pairs:
+        return None
+    return _preload_query(), {"ps": [p for p, _ in pairs], "ws": [w for _, w in pairs]}
+
+
+def use_preloaded(pairs: list[tuple[int, int]], rows: list[dict]) -> None:
+    """project_access() then takes the batch's rows from here. Valid for the batch's transaction
+    only; a project missing here is missing (404) for those calls."""
     found = {(row["id"], row["_w"]): row for row in rows}
-    PRELOADED.set({pair: found.get(pair) for pair in pairs})
+    PRELOADED.set({pair: found.get(pair) for pair in set(pairs)})
 
 
 def _preloaded(conn: Connection, ident: Identity, project_id: int, lock: bool):

@@ -15,8 +15,14 @@ os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from functools import cache  # noqa: E402
+from typing import Any  # noqa: E402
 
+import psycopg  # noqa: E402
+from psycopg.pq import TransactionStatus  # noqa: E402
+from psycopg.rows import dict_row  # noqa: E402
 from sqlalchemy import Connection, Engine, create_engine  # noqa: E402
+from sqlalchemy.exc import DBAPIError  # noqa: E402
+from sqlalchemy.sql import ClauseElement  # noqa: E402
 
 from tracker.settings import get_settings  # noqa: E402
 
@@ -42,3 +48,69 @@ def transaction() -> Iterator[Connection]:
     """A connection inside one transaction: committed on success, rolled back on any error."""
     with get_engine().begin() as conn:
         yield conn
+
+
+# --- scripts: several statements in one round trip ---------------------------------------------
+# A batch (tracker.service.batch_endpoint) is a handful of short statements, and psycopg sends
+# BEGIN and COMMIT each as a round trip of its own: two of a get batch's six. A script sends
+# several statements as one simple-protocol query (parameters bound client-side), so BEGIN
+# travels with the batch's first reads and COMMIT with its last write.
+
+Part = str | tuple[Any, dict]
+
+
+@contextmanager
+def scripted_transaction() -> Iterator[Connection]:
+    """A connection whose transaction the caller opens and commits in scripts: ``script(conn,
+    "BEGIN", ...)`` first, ``script(conn, ..., "COMMIT")`` last. Plain ``conn.execute`` in
+    between runs inside that transaction. Anything left open (an error) is rolled back."""
+    with get_engine().connect() as conn:
+        raw = conn.connection.driver_connection
+        raw.autocommit = True  # psycopg then sends no BEGIN of its own
+        try:
+            yield conn
+        finally:
+            try:
+                if raw.info.transaction_status != TransactionStatus.IDLE:
+                    raw.rollback()
+                raw.autocommit = False
+            except psycopg.Error:
+                conn.invalidate()  # never hand a connection in autocommit to a plain transaction()
+
+
+@cache
+def _compiled(statement: ClauseElement, dialect) -> Any:
+    return statement.compile(dialect=dialect)
+
+
+def script(conn: Connection, *parts: Part) -> list[list[dict]]:
+    """Run ``parts`` (SQL text, or (statement, params) with a Core statement or %(name)s SQL) in
+    one round trip; the rows of each part as dicts ([] for a part without rows). Errors are
+    raised as SQLAlchemy's, as from ``conn.execute``; a failed part stops the ones after it."""
+    raw = conn.connection.driver_connection
+    binder = psycopg.ClientCursor(raw)
+    sql = []
+    for part in parts:
+        if isinstance(part, str):
+            sql.append(part)
+            continue
+        statement, params = part
+        if isinstance(statement, ClauseElement):
+            compiled = _compiled(statement, conn.dialect)
+            statement, params = str(compiled), compiled.construct_params(params)
+        sql.append(binder.mogrify(statement, params))
+    query = ";\n".join(sql)
+    cursor = raw.cursor(row_factory=dict_row)
+    try:
+        cursor.execute(query)  # no parameters: the simple query protocol, which allows many statements
+        results = []
+        while True:
+            results.append(cursor.fetchall() if cursor.description is not None else [])
+            if not cursor.nextset():
+                return results
+    except psycopg.Error as exc:
+        broken = raw.broken or raw.closed
+        if broken:
+            conn.invalidate()
+        raise DBAPIError.instance(query, None, exc, psycopg.Error, hide_parameters=True,
+                                  connection_invalidated=broken) from exc

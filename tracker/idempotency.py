@@ -56,6 +56,24 @@ def lookup_many(conn: Connection, requests: list[str]) -> dict[str, dict]:
     return {row.request: json.loads(row.reply) for row in rows}
 
 
+# The insert of record_many without its conflict clause: for a script that commits in the same
+# round trip (tracker.service), where a stored reply must fail the statement, and so the commit.
+RECORD_STRICT = """
+    INSERT INTO rpc_outcome (request, reply, expires)
+    SELECT r, reply, now() + make_interval(secs => keep)
+    FROM unnest(CAST(%(r)s AS text[]), CAST(%(reply)s AS text[]), CAST(%(keep)s AS integer[])) AS t(r, reply, keep)"""
+
+
+def record_params(outcomes: list[tuple[str, dict, int]]) -> dict:
+    return {"r": [o[0] for o in outcomes], "reply": [json.dumps(o[1]) for o in outcomes],
+            "keep": [o[2] for o in outcomes]}
+
+
+def replayed(exc: Exception) -> bool:
+    """Whether a failed RECORD_STRICT met a stored reply (unique violation of its key)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "23505"
+
+
 def record_many(conn: Connection, outcomes: list[tuple[str, dict, int]]) -> None:
     """Store many replies in one statement; raises Replayed if any request was stored before."""
     if not outcomes:
@@ -65,7 +83,6 @@ def record_many(conn: Connection, outcomes: list[tuple[str, dict, int]]) -> None
         SELECT r, reply, now() + make_interval(secs => keep)
         FROM unnest(CAST(:r AS text[]), CAST(:reply AS text[]), CAST(:keep AS integer[])) AS t(r, reply, keep)
         ON CONFLICT (request) DO NOTHING RETURNING 1"""),
-        {"r": [o[0] for o in outcomes], "reply": [json.dumps(o[1]) for o in outcomes],
-         "keep": [o[2] for o in outcomes]}).all()
+        record_params(outcomes)).all()
     if len(stored) < len(outcomes):
         raise Replayed("batch")

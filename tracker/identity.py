@@ -63,11 +63,16 @@ _WORKERS = select(worker.c.id, worker.c.secret_digest, worker.c.paused).where(
 PRELOADED: ContextVar[dict | None] = ContextVar("tt_preloaded_workers", default=None)
 
 
-def preload(conn: Connection, callers: list[dict]) -> None:
-    """Read the worker rows of a whole batch in one statement (tracker.service.batch_endpoint);
-    identify() then takes them from here. The batch resets PRELOADED when it ends."""
+def preload_query(callers: list[dict]) -> tuple | None:
+    """The statement reading the worker rows of a whole batch (tracker.service.batch_endpoint),
+    or None when no caller names a worker; its rows go to use_preloaded()."""
     ids = sorted({c["worker_id"] for c in callers if c.get("worker_id") is not None})
-    PRELOADED.set({row.id: row for row in conn.execute(_WORKERS, {"ids": ids})} if ids else {})
+    return (_WORKERS, {"ids": ids}) if ids else None
+
+
+def use_preloaded(rows: list[dict]) -> None:
+    """identify() takes the batch's worker rows from here. The batch resets PRELOADED when it ends."""
+    PRELOADED.set({row["id"]: (row["secret_digest"], row["paused"]) for row in rows})
 
 
 def identify(conn: Connection, caller: dict) -> Identity:
@@ -79,9 +84,9 @@ def identify(conn: Connection, caller: dict) -> Identity:
             row = preloaded[worker_id]
         else:
             row = conn.execute(_WORKER, {"id": worker_id}).first()
-        if row is None or not digests_equal(row.secret_digest, caller.get("worker_digest")):
+        if row is None or not digests_equal(row[0], caller.get("worker_digest")):
             raise unauthorized("Invalid worker credentials")
-        worker_paused = row.paused
+        worker_paused = row[1]
     manager_id, admin = None, False
     session_digest = caller.get("session_digest")
     if session_digest:

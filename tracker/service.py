@@ -21,10 +21,10 @@ import nameko.rpc
 from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
 from nameko.amqp.publish import Publisher
-from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, PendingRollbackError
 
 from tracker import access, idempotency, identity
-from tracker.db import transaction
+from tracker.db import script, scripted_transaction, transaction
 from tracker.errors import UNAVAILABLE, ApiError
 from tracker.identity import identify
 
@@ -132,12 +132,34 @@ def endpoint(handler: Handler | None = None, *, once: bool = False) -> Any:
     return rpc(entry)
 
 
-def _preload(conn, calls: list, project_of: Callable[[dict], int] | None) -> None:
-    """Identities (and, for project routes, access rows) of the whole batch in one statement each."""
-    identity.preload(conn, [caller for caller, _ in calls])
+def _begin(conn, calls: list, project_of: Callable[[dict], int] | None) -> None:
+    """Open the batch's transaction in the round trip that reads the identities (and, for
+    project routes, the access rows) of the whole batch (tracker.db.script)."""
+    queries = {"identity": identity.preload_query([caller for caller, _ in calls])}
+    pairs = []
     if project_of is not None:
-        access.preload(conn, [(project_of(params), caller["worker_id"]) for caller, params in calls
-                              if caller.get("worker_id") is not None and not caller.get("session_digest")])
+        pairs = [(project_of(params), caller["worker_id"]) for caller, params in calls
+                 if caller.get("worker_id") is not None and not caller.get("session_digest")]
+        queries["access"] = access.preload_query(pairs)
+    wanted = [name for name, query in queries.items() if query is not None]
+    results = dict(zip(wanted, script(conn, "BEGIN", *(queries[name] for name in wanted))[1:], strict=True))
+    identity.use_preloaded(results.get("identity", []))
+    if project_of is not None:
+        access.use_preloaded(pairs, results.get("access", []))
+
+
+def _commit(conn, fresh: list[tuple[str, dict, int]]) -> None:
+    """Store the batch's replies and commit, in one round trip; a reply stored before (an earlier
+    run of one of the calls committed) fails both: Replayed."""
+    if not fresh:
+        script(conn, "COMMIT")
+        return
+    try:
+        script(conn, (idempotency.RECORD_STRICT, idempotency.record_params(fresh)), "COMMIT")
+    except IntegrityError as exc:
+        if idempotency.replayed(exc):
+            raise idempotency.Replayed("batch") from exc
+        raise
 
 
 FastPath = Callable[[Any, Any, list], list]
@@ -170,8 +192,8 @@ def _run_fast(service, conn, fast: FastPath, calls: list, stored: dict, answers:
 def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], Any], replay: bool,
                project_of: Callable[[dict], int] | None = None, fast: FastPath | None = None) -> list[dict]:
     answers: list[dict] = [UNAVAILABLE] * len(calls)
-    with preloaded(), transaction() as conn:
-        _preload(conn, calls, project_of)
+    with preloaded(), scripted_transaction() as conn:
+        _begin(conn, calls, project_of)
         # Stored replies are looked up first only where a hit is likely: client-keyed calls, or
         # a rerun after a replay was detected. Otherwise storing detects it (Replayed, below).
         looked_up = [c["request"] for c, _ in calls if c.get("request") and (replay or c.get("keyed"))]
@@ -196,7 +218,7 @@ def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], A
                 continue
             if request and not answers[i].get("park"):
                 fresh.append((request, answers[i], _keep(caller)))
-        idempotency.record_many(conn, fresh)
+        _commit(conn, fresh)
     return answers
 
 
