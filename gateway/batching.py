@@ -29,6 +29,7 @@ IN_FLIGHT = int(os.environ.get("TT_BATCHES_IN_FLIGHT", "1"))
 class _Pending:
     caller: dict
     params: dict
+    method: str
     done: threading.Event = field(default_factory=threading.Event)
     answer: dict = field(default_factory=lambda: UNAVAILABLE)
 
@@ -43,8 +44,9 @@ class Coalescer:
         self._queue: list[_Pending] = []
         self._senders = 0
 
-    def call(self, caller: dict, params: dict) -> dict:
-        pending = _Pending(caller, params)
+    def call(self, caller: dict, params: dict, method: str) -> dict:
+        """``method``: the entrypoint of this call among those the batch entrypoint carries."""
+        pending = _Pending(caller, params, method)
         self._queue.append(pending)
         if self._senders < IN_FLIGHT:
             self._senders += 1
@@ -58,7 +60,7 @@ class Coalescer:
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 try:
-                    answers = self.rpc.call(self.service, self.method, [[p.caller, p.params] for p in batch])
+                    answers = self.rpc.call(self.service, self.method, [[p.caller, p.params, p.method] for p in batch])
                 except Exception:  # noqa: BLE001 - every caller still gets an answer (503)
                     answers = UNAVAILABLE
                 if not isinstance(answers, list) or len(answers) != len(batch):

@@ -118,7 +118,7 @@ class Dispatcher:
             key = (service, route.batch)
             coalescer = self.coalescers.get(key) or self.coalescers.setdefault(
                 key, Coalescer(self.rpc, service, route.batch))
-            return coalescer.call(caller, params)
+            return coalescer.call(caller, params, route.rpc)
         return self.rpc.call(service, route.rpc, caller, params)
 
     @staticmethod

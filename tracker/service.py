@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import nameko.rpc
@@ -31,6 +32,19 @@ from tracker.identity import identify
 log = logging.getLogger("tracker.service")
 
 Handler = Callable[..., dict]
+
+
+@dataclass(frozen=True)
+class FastPlan:
+    """A set-based fast path's part of a batch: statements for the batch's one fast script
+    (tracker.db.script), and how to answer from their rows: an answer, or None for a call the
+    per-call handler takes, per call offered."""
+
+    parts: list
+    finish: Callable[[list[list[dict]]], list]
+
+
+FastPath = Callable[[Any, Any, list], FastPlan]
 
 
 class Rpc(nameko.rpc.Rpc):
@@ -132,20 +146,38 @@ def endpoint(handler: Handler | None = None, *, once: bool = False) -> Any:
     return rpc(entry)
 
 
-def _begin(conn, calls: list, project_of: Callable[[dict], int] | None) -> None:
+@dataclass(frozen=True)
+class Member:
+    """One entrypoint that a batch (batch_endpoint) can carry.
+
+    ``single`` is its ``@endpoint(once=True)`` handler; ``order`` gives its calls a fixed lock
+    order (e.g. by task id), which keeps concurrent batches deadlock-free; ``project_of`` names
+    the project of a call whose access rows the batch preloads; ``fast`` is an optional
+    set-based path answering many calls with one statement (None = not covered).
+    """
+
+    single: Any
+    order: Callable[[dict], Any]
+    project_of: Callable[[dict], int] | None = None
+    fast: FastPath | None = None
+
+    @property
+    def handler(self) -> Handler:
+        return self.single.__wrapped__
+
+
+def _begin(conn, calls: list, members: dict[str, Member]) -> None:
     """Open the batch's transaction in the round trip that reads the identities (and, for
     project routes, the access rows) of the whole batch (tracker.db.script)."""
-    queries = {"identity": identity.preload_query([caller for caller, _ in calls])}
-    pairs = []
-    if project_of is not None:
-        pairs = [(project_of(params), caller["worker_id"]) for caller, params in calls
-                 if caller.get("worker_id") is not None and not caller.get("session_digest")]
-        queries["access"] = access.preload_query(pairs)
+    queries = {"identity": identity.preload_query([caller for caller, _, _ in calls])}
+    pairs = [(members[name].project_of(params), caller["worker_id"]) for caller, params, name in calls
+             if members[name].project_of is not None and caller.get("worker_id") is not None
+             and not caller.get("session_digest")]
+    queries["access"] = access.preload_query(pairs)
     wanted = [name for name, query in queries.items() if query is not None]
     results = dict(zip(wanted, script(conn, "BEGIN", *(queries[name] for name in wanted))[1:], strict=True))
     identity.use_preloaded(results.get("identity", []))
-    if project_of is not None:
-        access.use_preloaded(pairs, results.get("access", []))
+    access.use_preloaded(pairs, results.get("access", []))
 
 
 def _commit(conn, fresh: list[tuple[str, dict, int]]) -> None:
@@ -162,11 +194,8 @@ def _commit(conn, fresh: list[tuple[str, dict, int]]) -> None:
         raise
 
 
-FastPath = Callable[[Any, Any, list], list]
-
-
-def _run_fast(service, conn, fast: FastPath, calls: list, stored: dict, answers: list, fresh: list) -> set[int]:
-    """Let the set-based fast path answer what it can; the rest take the per-call handler."""
+def _plan_fast(service, conn, fast: FastPath, calls: list, stored: dict) -> tuple[list[int], FastPlan]:
+    """The calls a fast path is offered (identified, not answered before) and its plan for them."""
     candidates, idents = [], []
     for i, (caller, _) in enumerate(calls):
         if caller.get("request") in stored:
@@ -176,48 +205,70 @@ def _run_fast(service, conn, fast: FastPath, calls: list, stored: dict, answers:
         except ApiError:
             continue  # the per-call path answers it (401)
         candidates.append(i)
-    done = set()
-    for i, answer in zip(candidates, fast(service, conn, [(ident, calls[i][1]) for i, ident in
-                                                          zip(candidates, idents, strict=True)]), strict=True):
-        if answer is None:
-            continue
-        answers[i] = answer
-        done.add(i)
-        request = calls[i][0].get("request")
-        if request:
-            fresh.append((request, answer, _keep(calls[i][0])))
+    return candidates, fast(service, conn, [(ident, calls[i][1]) for i, ident in zip(candidates, idents, strict=True)])
+
+
+def _run_fast(service, conn, members: dict[str, Member], groups: dict[str, list], stored: dict,
+              answers: list, fresh: list) -> set[int]:
+    """Every member's fast path, their statements in one script; returns the calls answered."""
+    plans = []
+    for name, member in members.items():
+        if member.fast is not None and groups[name]:
+            index = groups[name]
+            candidates, plan = _plan_fast(service, conn, member.fast, [call[:2] for call in index], stored)
+            plans.append((index, candidates, plan))
+    parts = [part for _, _, plan in plans for part in plan.parts]
+    results = script(conn, *parts) if parts else []
+    done: set[int] = set()
+    for index, candidates, plan in plans:
+        mine, results = results[:len(plan.parts)], results[len(plan.parts):]
+        for k, answer in zip(candidates, plan.finish(mine), strict=True):
+            if answer is None:
+                continue
+            i = index[k][3]
+            answers[i] = answer
+            done.add(i)
+            request = index[k][0].get("request")
+            if request:
+                fresh.append((request, answer, _keep(index[k][0])))
     return done
 
 
-def _run_batch(service, handler: Handler, calls: list, order: Callable[[dict], Any], replay: bool,
-               project_of: Callable[[dict], int] | None = None, fast: FastPath | None = None) -> list[dict]:
+def _run_member(service, conn, member: Member, calls: list, done: set[int], stored: dict, answers: list,
+                fresh: list) -> None:
+    """The calls of one member that its fast path left, each by its handler, in lock order."""
+    for caller, params, _, i in sorted(calls, key=lambda call: member.order(call[1])):
+        request = caller.get("request")
+        if i in done:
+            continue
+        if request in stored:
+            answers[i] = stored[request]
+            continue
+        try:
+            answers[i] = member.handler(service, conn, identify(conn, caller), params)
+        except ApiError as exc:
+            answers[i] = exc.as_reply()
+            continue
+        if request and not answers[i].get("park"):
+            fresh.append((request, answers[i], _keep(caller)))
+
+
+def _run_batch(service, members: dict[str, Member], calls: list, replay: bool) -> list[dict]:
     answers: list[dict] = [UNAVAILABLE] * len(calls)
     with preloaded(), scripted_transaction() as conn:
-        _begin(conn, calls, project_of)
+        _begin(conn, calls, members)
         # Stored replies are looked up first only where a hit is likely: client-keyed calls, or
         # a rerun after a replay was detected. Otherwise storing detects it (Replayed, below).
-        looked_up = [c["request"] for c, _ in calls if c.get("request") and (replay or c.get("keyed"))]
+        looked_up = [c["request"] for c, _, _ in calls if c.get("request") and (replay or c.get("keyed"))]
         stored = idempotency.lookup_many(conn, looked_up)
         fresh: list[tuple[str, dict, int]] = []
-        done: set[int] = set()
-        if fast is not None:
-            done = _run_fast(service, conn, fast, calls, stored, answers, fresh)
-        # A fixed lock order (e.g. by task id for releases) keeps concurrent batches deadlock-free.
-        for i in sorted(range(len(calls)), key=lambda i: order(calls[i][1])):
-            caller, params = calls[i]
-            request = caller.get("request")
-            if i in done:
-                continue
-            if request in stored:
-                answers[i] = stored[request]
-                continue
-            try:
-                answers[i] = handler(service, conn, identify(conn, caller), params)
-            except ApiError as exc:
-                answers[i] = exc.as_reply()
-                continue
-            if request and not answers[i].get("park"):
-                fresh.append((request, answers[i], _keep(caller)))
+        # Each call as (caller, params, name, position in the batch), grouped by member.
+        groups: dict[str, list] = {name: [] for name in members}
+        for i, (caller, params, name) in enumerate(calls):
+            groups[name].append((caller, params, name, i))
+        done = _run_fast(service, conn, members, groups, stored, answers, fresh)
+        for name, member in members.items():  # members in their declared order
+            _run_member(service, conn, member, groups[name], done, stored, answers, fresh)
         _commit(conn, fresh)
     return answers
 
@@ -233,35 +284,37 @@ def preloaded():
         identity.PRELOADED.reset(tokens[0])
 
 
-def batch_endpoint(single: Any, *, order: Callable[[dict], Any], project_of: Callable[[dict], int] | None = None,
-                   fast: FastPath | None = None) -> Any:
-    """An RPC that runs many calls of ``single``'s handler in one transaction, for the gateway's
-    coalescer (gateway/batching.py): one broker round trip and one commit for a whole batch.
+def batch_endpoint(**members: Member) -> Any:
+    """An RPC that runs many calls of the ``members`` entrypoints in one transaction, for the
+    gateway's coalescer (gateway/batching.py): one broker round trip and one commit for a whole
+    batch. A call is ``[caller, params, entrypoint name]``; members run in the order given.
 
     Each call gets its own identity, checks and reply, and its reply is stored as with
-    ``@endpoint(once=True)``. The handler must raise ApiError only before its first write, since
+    ``@endpoint(once=True)``. A handler must raise ApiError only before its first write, since
     a refused call is not rolled back separately; a batch that meets an earlier run of one of its
     calls is rolled back and run again, and then replays that call's stored reply.
     """
-    handler = single.__wrapped__
 
     def entry(self, calls: list | None = None) -> list[dict]:
-        calls = [(caller or {}, params or {}) for caller, params in calls or []]
-        if calls and all(too_late(caller) for caller, _ in calls):
+        calls = [(c[0] or {}, c[1] or {}, c[2] if len(c) > 2 else "") for c in calls or []]
+        unknown = [i for i, (_, _, name) in enumerate(calls) if name not in members]
+        if unknown:
+            log.error("batch names unknown entrypoints: %s", sorted({calls[i][2] for i in unknown}))
+            return [UNAVAILABLE] * len(calls)
+        if calls and all(too_late(caller) for caller, _, _ in calls):
             return [UNAVAILABLE] * len(calls)
         try:
             try:
-                return _run_batch(self, handler, calls, order, False, project_of, fast)
+                return _run_batch(self, members, calls, False)
             except idempotency.Replayed:
-                return _run_batch(self, handler, calls, order, True, project_of, fast)
+                return _run_batch(self, members, calls, True)
         except (OperationalError, PendingRollbackError) as exc:
-            log.warning("database unavailable in %s batch: %s", handler.__name__, exc.__class__.__name__)
+            log.warning("database unavailable in a batch: %s", exc.__class__.__name__)
             return [UNAVAILABLE] * len(calls)
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 return [UNAVAILABLE] * len(calls)
             raise
 
-    entry.__name__ = entry.__qualname__ = f"{handler.__name__}_batch"
     entry.__doc__ = batch_endpoint.__doc__
     return rpc(entry)

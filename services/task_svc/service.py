@@ -13,7 +13,7 @@ from tracker import idempotency, ratelimit
 from tracker.access import ROLE_MAINTENANCE, project_access
 from tracker.db import transaction
 from tracker.errors import ApiError, envelope, not_found, ok, reply, with_counts
-from tracker.service import batch_endpoint, endpoint
+from tracker.service import FastPlan, Member, batch_endpoint, endpoint
 from tracker.views import public_project
 
 NO_TASK = "No task available"
@@ -101,10 +101,9 @@ class TaskService:
         admitted.charge(conn, len(rows))
         return self._handed_out(conn, params, acc, rows)
 
-    def _get_fast(self, conn, calls: list) -> list:
+    def _get_fast(self, conn, calls: list) -> FastPlan:
         """Set-based: every plain get of the batch (worker allowed, project neither paused nor
         rate-limited) assigns in one database call; the others take the per-call path."""
-        out: list = [None] * len(calls)
         chosen = []
         for k, (ident, params) in enumerate(calls):
             try:
@@ -114,11 +113,16 @@ class TaskService:
             if not acc.project["paused"] and acc.project["assign_rate"] <= 0:
                 chosen.append((k, acc))
         chosen.sort(key=lambda c: calls[c[0]][1]["project"])  # the per-call path's lock order
-        handed = store.assign_many(conn, [(calls[k][1]["project"], calls[k][0].worker_id,
-                                           calls[k][1].get("count", 1)) for k, _ in chosen])
-        for (k, acc), rows in zip(chosen, handed, strict=True):
-            out[k] = self._handed_out(conn, calls[k][1], acc, rows)
-        return out
+
+        def finish(results: list[list[dict]]) -> list:
+            out: list = [None] * len(calls)
+            handed = store.assigned(results[0], len(chosen)) if chosen else []
+            for (k, acc), rows in zip(chosen, handed, strict=True):
+                out[k] = self._handed_out(conn, calls[k][1], acc, rows)
+            return out
+
+        gets = [(calls[k][1]["project"], calls[k][0].worker_id, calls[k][1].get("count", 1)) for k, _ in chosen]
+        return FastPlan([store.assign_many_query(gets)] if gets else [], finish)
 
     @staticmethod
     def _held(conn, ident, task_id: int) -> tuple[int, dict | None]:
@@ -159,23 +163,30 @@ class TaskService:
         store.close(conn, task, worker)
         return with_counts(ok({"updated": True}), closed=1)
 
-    # The gateway coalesces concurrent gets and releases into these (gateway/batching.py).
-    get_tasks_batch = batch_endpoint(get_tasks, order=lambda params: params["project"],
-                                     project_of=lambda params: params["project"], fast=_get_fast)
-    def _release_fast(self, conn, calls: list) -> list:
+    def _release_fast(self, conn, calls: list) -> FastPlan:
         """Set-based: every OK release by the holder of a task without quorum, in one statement.
         A task named twice in one batch goes the general way after its first release."""
-        out: list = [None] * len(calls)
         wanted: dict[int, tuple[int, int]] = {}
         for k, (ident, params) in enumerate(calls):
             if params["result"] == TR_OK and ident.worker_id is not None and params["task_id"] not in wanted:
                 wanted[params["task_id"]] = (k, ident.worker_id)
-        closed = store.close_held_many(conn, [(task_id, w) for task_id, (_, w) in wanted.items()])
-        for task_id in closed:
-            out[wanted[task_id][0]] = with_counts(ok({"updated": True}), closed=1)
-        return out
 
-    release_batch = batch_endpoint(release, order=lambda params: params["task_id"], fast=_release_fast)
+        def finish(results: list[list[dict]]) -> list:
+            out: list = [None] * len(calls)
+            for task_id in store.closed(conn, results[0]) if wanted else ():
+                out[wanted[task_id][0]] = with_counts(ok({"updated": True}), closed=1)
+            return out
+
+        releases = [(task_id, w) for task_id, (_, w) in wanted.items()]
+        return FastPlan([store.close_held_many_query(releases)] if releases else [], finish)
+
+    # The gateway coalesces concurrent gets and releases into this (gateway/batching.py): releases
+    # first, so a batch's commit frees what it closed before its gets take new tasks.
+    work_batch = batch_endpoint(
+        release=Member(release, order=lambda params: params["task_id"], fast=_release_fast),
+        get_tasks=Member(get_tasks, order=lambda params: params["project"],
+                         project_of=lambda params: params["project"], fast=_get_fast),
+    )
 
     @endpoint(once=True)
     def extend(self, conn, ident, params):

@@ -31,16 +31,26 @@ def assign(conn: Connection, project: int, worker: int, n: int) -> list[dict]:
     return _choice_order(conn.execute(_ASSIGN, {"project": project, "worker": worker, "n": n}).mappings().all())
 
 
-def assign_many(conn: Connection, gets: list[tuple[int, int, int]]) -> list[list[dict]]:
-    """``assign`` for many (project, worker, n) in one call, in the given order."""
-    if not gets:
-        return []
-    rows = conn.execute(_ASSIGN_MANY, {"projects": [g[0] for g in gets], "workers": [g[1] for g in gets],
-                                       "counts": [g[2] for g in gets]}).mappings().all()
-    per_get: list[list] = [[] for _ in gets]
+def assign_many_query(gets: list[tuple[int, int, int]]) -> tuple:
+    """``assign`` for many (project, worker, n) in one call, in the given order: the statement,
+    for a script (tracker.db.script); its rows go to assigned()."""
+    return _ASSIGN_MANY, {"projects": [g[0] for g in gets], "workers": [g[1] for g in gets],
+                          "counts": [g[2] for g in gets]}
+
+
+def assigned(rows: list, n: int) -> list[list[dict]]:
+    """The tasks of each of the n gets of assign_many_query, in choice order."""
+    per_get: list[list] = [[] for _ in range(n)]
     for row in rows:
         per_get[row["req"] - 1].append({k: v for k, v in row.items() if k != "req"})
     return [_choice_order(r) for r in per_get]
+
+
+def assign_many(conn: Connection, gets: list[tuple[int, int, int]]) -> list[list[dict]]:
+    if not gets:
+        return []
+    statement, params = assign_many_query(gets)
+    return assigned(conn.execute(statement, params).mappings().all(), len(gets))
 
 
 def lock(conn: Connection, task_id: int) -> dict | None:
@@ -134,17 +144,26 @@ WITH req AS (
 SELECT closed.*, p.chain FROM closed JOIN project p ON p.id = closed.project""")
 
 
-def close_held_many(conn: Connection, releases: list[tuple[int, int]]) -> set[int]:
-    """``close_held`` for many (task id, worker) pairs with distinct task ids; returns the ids
-    it closed. The others are untouched and take the general path."""
-    if not releases:
-        return set()
+def close_held_many_query(releases: list[tuple[int, int]]) -> tuple:
+    """``close_held`` for many (task id, worker) pairs with distinct task ids: the statement, for
+    a script (tracker.db.script); its rows go to closed()."""
     releases = sorted(releases)
-    rows = conn.execute(_CLOSE_HELD_MANY, {"ids": [t for t, _ in releases],
-                                           "workers": [w for _, w in releases]}).mappings().all()
+    return _CLOSE_HELD_MANY, {"ids": [t for t, _ in releases], "workers": [w for _, w in releases]}
+
+
+def closed(conn: Connection, rows: list) -> set[int]:
+    """The ids close_held_many_query closed (chained copies made); the others are untouched and
+    take the general path."""
     for row in rows:
         _chain_copy(conn, dict(row), row["chain"])
     return {row["id"] for row in rows}
+
+
+def close_held_many(conn: Connection, releases: list[tuple[int, int]]) -> set[int]:
+    if not releases:
+        return set()
+    statement, params = close_held_many_query(releases)
+    return closed(conn, conn.execute(statement, params).mappings().all())
 
 
 def close_held(conn: Connection, task_id: int, worker: int) -> bool:
