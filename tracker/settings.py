@@ -90,7 +90,7 @@ def get_settings() -> Settings:
         bind=_env("TT_BIND", "127.0.0.1:3010"),
         rpc_timeout=float(_env("TT_RPC_TIMEOUT", "10")),
         session_lifetime=int(_env("TT_SESSION_LIFETIME", str(8 * 3600))),
-        gateway_workers=int(_env("TT_GATEWAY_WORKERS", "2")),
+        gateway_workers=int(_env("TT_GATEWAY_WORKERS", "1")),
         service_max_workers=int(_env("TT_SERVICE_MAX_WORKERS", "16")),
         db_pool_size=int(_env("TT_DB_POOL_SIZE", "16")),
         public_logs=_bool("TT_PUBLIC_LOGS", True),
