@@ -132,6 +132,28 @@ def test_bulk_submit_counts_duplicates(queue, system):
     assert [x[0] for x in rows] == ["b0", "b1", "b4", "b5"]  # stored in submission order
 
 
+@pytest.mark.parametrize("clash", ["none", "stored", "within"])
+def test_large_bulk_keeps_order_and_skips_duplicates(queue, system, clash):
+    """Large bulks go by COPY when they repeat no hash64; a repeat (stored, or within the bulk)
+    undoes the COPY and the insert skips exactly the repeats, in order either way."""
+    pid, w = queue
+    base = {"none": 10_000, "stored": 20_000, "within": 30_000}[clash]
+    if clash == "stored":
+        assert submit(w, pid, recipe="old", hash64=base + 150).status_code == 200
+    hashes = [base + i for i in range(300)]
+    if clash == "within":
+        hashes[200] = hashes[10]
+    items = [{"project": pid, "recipe": f"{clash}-{i}\t\\ \n\"é", "hash64": h} for i, h in enumerate(hashes)]
+    r = w.post("/task/bulk_submit", items)
+    assert r.status_code == 200, r.text
+    skipped = {"none": set(), "stored": {150}, "within": {200}}[clash]
+    assert r.json()["content"] == {"submitted": 300 - len(skipped), "duplicates": len(skipped)}
+    rows = system.sql("SELECT recipe, hash64 FROM task WHERE project = %s AND recipe LIKE %s ORDER BY id",
+                      pid, f"{clash}-%")
+    expected = [(items[i]["recipe"], hashes[i]) for i in range(300) if i not in skipped]
+    assert [tuple(row) for row in rows] == expected
+
+
 def test_bulk_submit_accepts_bare_array(queue):
     pid, w = queue
     r = w.post("/task/bulk_submit", [{"project": pid, "recipe": "x"}, {"project": pid, "recipe": "y"}])

