@@ -99,7 +99,7 @@ def _without_nulls(obj: dict) -> dict:
     Applied by the decoder to each object as it is built, so no recursion of ours can overflow
     on a deeply nested body (a recursive pass answered 500 at ~600 levels).
     """
-    return {k: v for k, v in obj.items() if v is not None}
+    return {k: v for k, v in obj.items() if v is not None} if None in obj.values() else obj
 
 
 def parse_json(raw: bytes, route: Route) -> Any:
@@ -127,6 +127,9 @@ def _loc(parts: tuple) -> str:
 
 
 def validate_body(model: type[Message], data: dict) -> dict:
+    fast = model.fast_params(data)
+    if fast is not None:
+        return fast
     try:
         message = model.model_validate(data)
     except ValidationError as exc:

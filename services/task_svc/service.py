@@ -49,7 +49,7 @@ class TaskService:
     def submit(self, conn, ident, params):
         acc = self._submittable(conn, ident, params["project"])
         admitted = ratelimit.admit(conn, params["project"], ratelimit.SUBMIT, acc.project["submit_rate"])
-        if store.insert_tasks(conn, params["project"], [params]) == 0:
+        if store.insert_tasks(conn, params["project"], [params["row"]]) == 0:
             raise ApiError(409, "A task with this hash already exists in the project")  # not charged
         admitted.charge(conn, 1)
         store.wake(conn, params["project"])
@@ -58,13 +58,13 @@ class TaskService:
     @endpoint(once=True)
     def bulk_submit(self, conn, ident, params):
         acc = self._submittable(conn, ident, params["project"])
-        tasks = params["tasks"]
+        rows = params["rows"]  # messages.TASK_ROW order
         admitted = ratelimit.admit(conn, params["project"], ratelimit.SUBMIT, acc.project["submit_rate"])
-        submitted = store.insert_tasks(conn, params["project"], tasks)
-        admitted.charge(conn, len(tasks))  # a bulk of N costs N, duplicates included (contract §5)
+        submitted = store.insert_tasks(conn, params["project"], rows)
+        admitted.charge(conn, len(rows))  # a bulk of N costs N, duplicates included (contract §5)
         if submitted:
             store.wake(conn, params["project"])
-        return with_counts(ok({"submitted": submitted, "duplicates": len(tasks) - submitted}), submitted=submitted)
+        return with_counts(ok({"submitted": submitted, "duplicates": len(rows) - submitted}), submitted=submitted)
 
     @staticmethod
     def _assignable(conn, ident, params):

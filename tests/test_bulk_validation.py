@@ -1,0 +1,87 @@
+"""The bulk's fast validation (BulkSubmit.fast_params) never accepts what the model refuses, and
+answers exactly the model's params when it accepts. Unit level: no system needed."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from services.task_svc.messages import BulkSubmit
+
+BIG = (1 << 64) - 1
+
+ITEMS = [
+    {"recipe": "r"},
+    {"recipe": "r", "priority": -5, "max_retries": 3, "max_assign_time": 60, "verification_count": 2},
+    {"recipe": "r", "hash64": 7},
+    {"recipe": "r", "hash64": BIG},
+    {"recipe": "r", "hash64": 1 << 63},
+    {"recipe": "r", "hash64": -(1 << 63)},
+    {"recipe": "r", "hash_u64": BIG},
+    {"recipe": "r", "hash64": 0, "unique_string": "u"},
+    {"recipe": "r", "unique_string": ""},
+    {"recipe": "r", "extra": [1, {"x": 2}]},
+]
+REFUSED = [
+    # refused by the model: the fast path must refuse too (or defer with None)
+    {"recipe": ""},
+    {"recipe": "a\x00b"},
+    {"recipe": "a\ud800"},
+    {"recipe": "r", "unique_string": "\x00"},
+    {"recipe": 5},
+    {"recipe": "r", "priority": True},
+    {"recipe": "r", "priority": 1.0},
+    {"recipe": "r", "priority": "1"},
+    {"recipe": "r", "priority": 40_000},
+    {"recipe": "r", "max_retries": -1},
+    {"recipe": "r", "max_assign_time": 1 << 31},
+    {"recipe": "r", "verification_count": 32_768},
+    {"recipe": "r", "hash64": BIG + 1},
+    {"recipe": "r", "hash64": -(1 << 63) - 1},
+    {"recipe": "r", "hash64": 1, "hash_u64": 1},
+    {"recipe": "r", "hash64": 3, "unique_string": "u"},
+    {"recipe": "r", "hash_u64": 3, "unique_string": "u"},
+    {},
+]
+
+
+def model_params(body: dict) -> dict | None:
+    try:
+        return BulkSubmit.model_validate(body).to_params()
+    except ValidationError:
+        return None
+
+
+@pytest.mark.parametrize("item", ITEMS, ids=repr)
+def test_fast_path_answers_the_models_params(item):
+    body = {"requests": [{"project": 3, "recipe": "first"}, {"project": 3, **item}]}
+    fast = BulkSubmit.fast_params(body)
+    assert fast is not None
+    assert fast == model_params(body)
+
+
+@pytest.mark.parametrize("item", REFUSED, ids=repr)
+def test_fast_path_never_accepts_what_the_model_refuses(item):
+    body = {"requests": [{"project": 3, "recipe": "first"}, {"project": 3, **item}]}
+    assert model_params(body) is None
+    assert BulkSubmit.fast_params(body) is None
+
+
+@pytest.mark.parametrize("body", [
+    {"requests": []},
+    {"requests": [{"project": 1, "recipe": "a"}] * 10_001},
+    {"requests": [{"project": 1, "recipe": "a"}, {"project": 2, "recipe": "b"}]},
+    {"requests": [{"project": 0, "recipe": "a"}]},
+    {"requests": "nope"},
+    {},
+])
+def test_fast_path_refuses_bad_bulks(body):
+    assert model_params(body) is None
+    assert BulkSubmit.fast_params(body) is None
+
+
+def test_fast_path_takes_the_common_bulk():
+    body = {"requests": [{"project": 9, "recipe": f"r{i}", "hash64": i} for i in range(1, 1001)]}
+    fast = BulkSubmit.fast_params(body)
+    assert fast is not None and fast == model_params(body)
+    assert fast["rows"][0] == [0, "r1", 0, 0, 1, 1]
