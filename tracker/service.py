@@ -92,16 +92,19 @@ def _keep(caller: dict) -> int:
 
 
 def _run(service, handler: Handler, caller: dict, params: dict, request: str | None) -> dict:
-    with transaction() as conn:
+    """One call in one transaction: opened with the caller's identity read, committed with its
+    stored reply (tracker.db.script: the two round trips BEGIN and COMMIT would cost alone)."""
+    with preloaded(), scripted_transaction() as conn:
+        query = identity.preload_query([caller])
+        results = script(conn, "BEGIN", *([query] if query else []))
+        identity.use_preloaded(results[1] if query else [])
         ident = identify(conn, caller)
-        keep = _keep(caller)
         if request and caller.get("keyed"):
             stored = idempotency.lookup(conn, request)
             if stored is not None:
                 return stored
         answer = handler(service, conn, ident, params)
-        if request and not answer.get("park"):
-            idempotency.record(conn, request, answer, keep)
+        _commit(conn, [(request, answer, _keep(caller))] if request and not answer.get("park") else [])
         return answer
 
 

@@ -103,7 +103,7 @@ def close(conn: Connection, task: dict, worker: int) -> None:
 
 def _chain_copy(conn: Connection, task: dict, chain: int) -> None:
     # The copy ignores the target's rate limit and permissions (contract §3.2).
-    if chain and insert_tasks(conn, chain, [task]):
+    if chain and insert_tasks(conn, chain, [[task[column] for column in TASK_ROW]]):
         wake(conn, chain)
 
 
