@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--floor-modes", default="bare,store", help="bare (2 statements) and/or store (task_svc's SQL)")
     p.add_argument("--bulk-total", type=int, help="tasks submitted per bulk size (100000; quick 10000)")
     p.add_argument("--bulk-sizes", type=_ints, default=[1_000, 10_000], help="items per bulk_submit request")
+    p.add_argument("--bulk-clients", type=_ints, default=[1, 4],
+                   help="concurrent submitting clients per bulk run (1 = sequential requests)")
     p.add_argument("--growth", type=_ints, help="queued tasks in the project per growth step "
                    "(10000,1000000,10000000; quick 1000,10000,100000)")
     p.add_argument("--growth-other", type=int, help="tasks in another project during growth (2000000; quick 100000)")

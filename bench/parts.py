@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
 
 import psycopg
@@ -124,26 +125,60 @@ def _post_all(target: dict, ident: tuple[int, str], bodies: list[bytes]) -> dict
     conn.close()
     return {"requests": len(bodies), "seconds": round(elapsed, 3), "submitted": submitted, "duplicates": duplicates,
             "tasks_per_s": round(submitted / elapsed, 1) if elapsed else None, "request_ms": latency(lat),
-            "codes": codes, "non_200": sum(v for k, v in codes.items() if k != "200"), "errors": errors}
+            "codes": codes, "non_200": sum(v for k, v in codes.items() if k != "200"), "errors": errors,
+            "_lat": lat}
+
+
+def _post_concurrently(target: dict, ident: tuple[int, str], bodies: list[bytes], clients: int) -> dict:
+    """The bodies split over ``clients`` threads, each posting its share in turn on its own
+    connection; one wall clock for all."""
+    if clients <= 1:
+        return _post_all(target, ident, bodies)
+    shares: list[dict] = [{} for _ in range(clients)]
+
+    def run(k: int) -> None:
+        shares[k] = _post_all(target, ident, bodies[k::clients])
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    submitted = sum(s["submitted"] for s in shares)
+    codes: dict = {}
+    for s in shares:
+        for k, v in s["codes"].items():
+            codes[k] = codes.get(k, 0) + v
+    return {"requests": len(bodies), "seconds": round(elapsed, 3), "submitted": submitted,
+            "duplicates": sum(s["duplicates"] for s in shares),
+            "tasks_per_s": round(submitted / elapsed, 1) if elapsed else None,
+            "request_ms": latency([x for s in shares for x in s.pop("_lat")]),
+            "codes": codes, "non_200": sum(s["non_200"] for s in shares), "errors": sum(s["errors"] for s in shares)}
 
 
 def part_bulk(bs: BenchSystem, cfg, log) -> dict:
     total = cfg.bulk_total
-    projects = {size: bs.project(f"bench-bulk-{size}") for size in cfg.bulk_sizes}
+    shapes = [(size, clients) for size in cfg.bulk_sizes for clients in cfg.bulk_clients]
+    projects = {shape: bs.project(f"bench-bulk-{shape[0]}-{shape[1]}") for shape in shapes}
     copy_project = bs.project("bench-bulk-copy")
     submitter = bs.submitter(list(projects.values()))
     pad = "x" * 40
     items = [(f'{{"job": "bulk", "n": {i}, "pad": "{pad}"}}', 1_000_000_007 + i) for i in range(total)]
     runs = []
-    for size, project in projects.items():
+    for (size, clients), project in projects.items():
         bodies = [json.dumps({"requests": [{"project": project, "recipe": r, "hash64": h}
                                            for r, h in items[k:k + size]]}).encode()
                   for k in range(0, total, size)]  # encoded beforehand: the client's JSON is not timed
-        row = {"method": f"bulk_submit x{size:,}", "bulk": size, **_post_all(bs.target, submitter, bodies)}
+        name = f"bulk_submit x{size:,}" + (f", {clients} clients" if clients > 1 else "")
+        row = {"method": name, "bulk": size, "clients": clients,
+               **_post_concurrently(bs.target, submitter, bodies, clients)}
+        row.pop("_lat", None)
         with psycopg.connect(bs.dsn) as conn:
             row["stored"] = conn.execute("SELECT count(*) FROM task WHERE project = %s", (project,)).fetchone()[0]
         runs.append(row)
-        log(f"    bulk {size:>6,}: {row['tasks_per_s']} tasks/s, stored {row['stored']:,}, non-200 {row['non_200']}")
+        log(f"    {name}: {row['tasks_per_s']} tasks/s, stored {row['stored']:,}, non-200 {row['non_200']}")
     rows = [(copy_project, 0, r, 0, 0, 1, h) for r, h in items]
     seconds = floor.copy_rows(bs.dsn, rows)
     copy = {"method": "COPY", "rows": total, "seconds": round(seconds, 3), "tasks_per_s": round(total / seconds, 1)}
@@ -153,7 +188,6 @@ def part_bulk(bs: BenchSystem, cfg, log) -> dict:
     return {"tasks": total, "runs": runs, "copy": copy}
 
 
-# --- 4. queue growth ---------------------------------------------------------------------------------
 def _sequential_cycles(target: dict, ident: tuple[int, str], cycles: int, max_s: float) -> dict:
     driver = HttpDriver(target, ident)
     get_s, rel_s, codes, no_task = [], [], {}, 0

@@ -202,7 +202,7 @@ def plot(results: dict, path: Path) -> None:
         a3.text(0.5, 0.5, "no CPU data", ha="center")
     bulk = results.get("bulk")
     if bulk:
-        names = [f"bulk x{r['bulk']:,}" for r in bulk["runs"]] + ["COPY"]
+        names = [r["method"].removeprefix("bulk_submit ").replace(" clients", "c") for r in bulk["runs"]] + ["COPY"]
         a4.bar(names, [r["tasks_per_s"] or 0 for r in bulk["runs"]] + [bulk["copy"]["tasks_per_s"]],
                color=["tab:blue"] * len(bulk["runs"]) + ["grey"])
         a4.set_ylabel("tasks/s")
