@@ -67,15 +67,42 @@ def scripted_transaction() -> Iterator[Connection]:
     with get_engine().connect() as conn:
         raw = conn.connection.driver_connection
         raw.autocommit = True  # psycopg then sends no BEGIN of its own
+        conn.info[_DEFERRED] = []
         try:
             yield conn
         finally:
+            conn.info.pop(_DEFERRED, None)
             try:
                 if raw.info.transaction_status != TransactionStatus.IDLE:
                     raw.rollback()
                 raw.autocommit = False
             except psycopg.Error:
                 conn.invalidate()  # never hand a connection in autocommit to a plain transaction()
+
+
+_DEFERRED = "tt_deferred"
+
+
+def defer(conn: Connection, part: Part) -> None:
+    """Run ``part`` just before COMMIT, in the commit's own round trip (deferred_parts()), or now
+    outside a scripted transaction. For writes whose row locks every transaction of a project
+    wants (the closure counters): taken last, they are held for the commit only, so concurrent
+    batches do not queue behind each other's whole transaction."""
+    deferred = conn.info.get(_DEFERRED)
+    if deferred is not None:
+        deferred.append(part)
+    elif isinstance(part, str):
+        conn.exec_driver_sql(part)
+    else:
+        statement, params = part
+        conn.execute(statement, params)
+
+
+def deferred_parts(conn: Connection) -> list[Part]:
+    """The parts defer() kept for the commit, handed over once."""
+    deferred = conn.info.get(_DEFERRED) or []
+    conn.info[_DEFERRED] = []
+    return deferred
 
 
 @cache

@@ -25,7 +25,7 @@ from nameko.amqp.publish import Publisher
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, PendingRollbackError
 
 from tracker import access, idempotency, identity
-from tracker.db import script, scripted_transaction, transaction
+from tracker.db import deferred_parts, script, scripted_transaction, transaction
 from tracker.errors import UNAVAILABLE, ApiError
 from tracker.identity import identify
 
@@ -186,11 +186,12 @@ def _begin(conn, calls: list, members: dict[str, Member]) -> None:
 def _commit(conn, fresh: list[tuple[str, dict, int]]) -> None:
     """Store the batch's replies and commit, in one round trip; a reply stored before (an earlier
     run of one of the calls committed) fails both: Replayed."""
+    deferred = deferred_parts(conn)
     if not fresh:
-        script(conn, "COMMIT")
+        script(conn, *deferred, "COMMIT")
         return
     try:
-        script(conn, (idempotency.RECORD_STRICT, idempotency.record_params(fresh)), "COMMIT")
+        script(conn, *deferred, (idempotency.RECORD_STRICT, idempotency.record_params(fresh)), "COMMIT")
     except IntegrityError as exc:
         if idempotency.replayed(exc):
             raise idempotency.Replayed("batch") from exc

@@ -8,11 +8,13 @@ getters pass each other instead of waiting), and release locks the one task row 
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import psycopg
 from sqlalchemy import Connection, text
 
 from services.task_svc.messages import TASK_ROW
+from tracker.db import defer
 
 TASK_COLUMNS = ("id, project, priority, assignee, retries, max_retries, status, recipe, max_assign_time, "
                 "assign_time, verification_count, hash64, lease_deadline")
@@ -125,8 +127,10 @@ WITH closed AS (
 SELECT closed.*, p.chain FROM closed JOIN project p ON p.id = closed.project""")
 
 
-# The same for a whole batch of releases: one statement, counters added per project and worker.
-# Requests are passed sorted by task id, so concurrent batches lock shared rows in one order.
+# The same for a whole batch of releases: one statement. Its closure counters are added at the
+# commit (tracker.db.defer, count_closures): every close of a project adds to one counter row, and
+# a row lock taken mid-transaction would make concurrent batches wait for each other's whole
+# transaction. Requests are passed sorted by task id, so concurrent batches lock tasks in one order.
 _CLOSE_HELD_MANY = text("""
 WITH req AS (
   SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:workers AS bigint[])) AS r(id, closer)
@@ -135,18 +139,19 @@ WITH req AS (
   WHERE t.id = req.id AND t.status = 1 AND t.assignee = req.closer AND t.verification_count <= 1
   RETURNING t.id, t.project, t.priority, t.recipe, t.max_retries, t.max_assign_time, t.verification_count,
             t.hash64, req.closer
-), per_project AS (
-  INSERT INTO project_closures (project_id, closed_task_count)
-  SELECT project, count(*) FROM closed GROUP BY project ORDER BY project
-  ON CONFLICT (project_id) DO UPDATE
-    SET closed_task_count = project_closures.closed_task_count + EXCLUDED.closed_task_count
-), per_worker AS (
-  INSERT INTO worker_closures (worker_id, closed_task_count)
-  SELECT closer, count(*) FROM closed GROUP BY closer ORDER BY closer
-  ON CONFLICT (worker_id) DO UPDATE
-    SET closed_task_count = worker_closures.closed_task_count + EXCLUDED.closed_task_count
 )
 SELECT closed.*, p.chain FROM closed JOIN project p ON p.id = closed.project""")
+_COUNT_CLOSURES = text("""
+WITH per_project AS (
+  INSERT INTO project_closures (project_id, closed_task_count)
+  SELECT p, n FROM unnest(CAST(:projects AS bigint[]), CAST(:project_counts AS bigint[])) AS t(p, n) ORDER BY p
+  ON CONFLICT (project_id) DO UPDATE
+    SET closed_task_count = project_closures.closed_task_count + EXCLUDED.closed_task_count
+)
+INSERT INTO worker_closures (worker_id, closed_task_count)
+SELECT w, n FROM unnest(CAST(:workers AS bigint[]), CAST(:worker_counts AS bigint[])) AS t(w, n) ORDER BY w
+ON CONFLICT (worker_id) DO UPDATE
+  SET closed_task_count = worker_closures.closed_task_count + EXCLUDED.closed_task_count""")
 
 
 def close_held_many_query(releases: list[tuple[int, int]]) -> tuple:
@@ -157,8 +162,14 @@ def close_held_many_query(releases: list[tuple[int, int]]) -> tuple:
 
 
 def closed(conn: Connection, rows: list) -> set[int]:
-    """The ids close_held_many_query closed (chained copies made); the others are untouched and
-    take the general path."""
+    """The ids close_held_many_query closed (chained copies made, counters added at commit); the
+    others are untouched and take the general path."""
+    if rows:
+        per_project = Counter(row["project"] for row in rows)
+        per_worker = Counter(row["closer"] for row in rows)
+        defer(conn, (_COUNT_CLOSURES, {
+            "projects": sorted(per_project), "project_counts": [per_project[p] for p in sorted(per_project)],
+            "workers": sorted(per_worker), "worker_counts": [per_worker[w] for w in sorted(per_worker)]}))
     for row in rows:
         _chain_copy(conn, dict(row), row["chain"])
     return {row["id"] for row in rows}
