@@ -31,17 +31,6 @@ def lookup(conn: Connection, request: str) -> dict | None:
     return json.loads(raw) if raw is not None else None
 
 
-def record(conn: Connection, request: str, answer: dict, keep_seconds: int) -> None:
-    """Store the reply; raises Replayed when another run of the same request already did."""
-    stored = conn.execute(text("""
-        INSERT INTO rpc_outcome (request, reply, expires)
-        VALUES (:r, :reply, now() + make_interval(secs => :keep))
-        ON CONFLICT (request) DO NOTHING RETURNING 1"""),
-        {"r": request, "reply": json.dumps(answer), "keep": keep_seconds}).scalar()
-    if stored is None:
-        raise Replayed(request)
-
-
 def prune(conn: Connection, limit: int = 50_000) -> int:
     return conn.execute(text("""
         DELETE FROM rpc_outcome WHERE request IN (
@@ -56,33 +45,21 @@ def lookup_many(conn: Connection, requests: list[str]) -> dict[str, dict]:
     return {row.request: json.loads(row.reply) for row in rows}
 
 
-# The insert of record_many without its conflict clause: for a script that commits in the same
-# round trip (tracker.service), where a stored reply must fail the statement, and so the commit.
+# Stored replies travel as one JSON parameter: client-side binding (tracker.db.script) of a
+# text[] escapes element by element in Python, json.dumps is C; ``r->1`` keeps each reply's JSON
+# text as it came. No conflict clause: a reply stored before fails the statement, and with it
+# the COMMIT that follows in the same script (tracker.service).
 RECORD_STRICT = """
     INSERT INTO rpc_outcome (request, reply, expires)
-    SELECT r, reply, now() + make_interval(secs => keep)
-    FROM unnest(CAST(%(r)s AS text[]), CAST(%(reply)s AS text[]), CAST(%(keep)s AS integer[])) AS t(r, reply, keep)"""
+    SELECT r->>0, CAST(r->1 AS text), now() + make_interval(secs => CAST(r->>2 AS integer))
+    FROM json_array_elements(CAST(%(rows)s AS json)) AS r"""
 
 
 def record_params(outcomes: list[tuple[str, dict, int]]) -> dict:
-    return {"r": [o[0] for o in outcomes], "reply": [json.dumps(o[1]) for o in outcomes],
-            "keep": [o[2] for o in outcomes]}
+    return {"rows": json.dumps([[request, answer, keep] for request, answer, keep in outcomes],
+                               separators=(",", ":"))}
 
 
 def replayed(exc: Exception) -> bool:
     """Whether a failed RECORD_STRICT met a stored reply (unique violation of its key)."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) == "23505"
-
-
-def record_many(conn: Connection, outcomes: list[tuple[str, dict, int]]) -> None:
-    """Store many replies in one statement; raises Replayed if any request was stored before."""
-    if not outcomes:
-        return
-    stored = conn.execute(text("""
-        INSERT INTO rpc_outcome (request, reply, expires)
-        SELECT r, reply, now() + make_interval(secs => keep)
-        FROM unnest(CAST(:r AS text[]), CAST(:reply AS text[]), CAST(:keep AS integer[])) AS t(r, reply, keep)
-        ON CONFLICT (request) DO NOTHING RETURNING 1"""),
-        record_params(outcomes)).all()
-    if len(stored) < len(outcomes):
-        raise Replayed("batch")
