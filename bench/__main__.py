@@ -32,7 +32,7 @@ PARTS = ("cycle", "floor", "bulk", "growth", "replicas")
 QUICK = {"tasks": 10_000, "duration": 10.0, "warmup": 2.0, "bulk_total": 10_000, "growth": [1_000, 10_000, 100_000],
          "growth_other": 100_000, "growth_cycles": 200}
 FULL = {"tasks": 100_000, "duration": 15.0, "warmup": 3.0, "bulk_total": 100_000,
-        "growth": [10_000, 1_000_000, 10_000_000], "growth_other": 2_000_000, "growth_cycles": 500}
+        "growth": [10_000, 1_000_000, 10_000_000], "growth_other": 2_000_000, "growth_cycles": 1500}
 
 
 def _ints(text: str) -> list[int]:
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--growth", type=_ints, help="queued tasks in the project per growth step "
                    "(10000,1000000,10000000; quick 1000,10000,100000)")
     p.add_argument("--growth-other", type=int, help="tasks in another project during growth (2000000; quick 100000)")
-    p.add_argument("--growth-cycles", type=int, help="sequential cycles measured per growth step (500; quick 200)")
+    p.add_argument("--growth-cycles", type=int, help="sequential cycles measured per growth step (1500; quick 200)")
     p.add_argument("--growth-max-s", type=float, default=120, help="time cap per growth step")
     p.add_argument("--where-level", type=int, default=16, help="workers of the CPU breakdown and replica runs")
     p.add_argument("--replica-counts", type=_ints, default=[1, 2], help="task_svc replica counts compared")
