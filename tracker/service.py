@@ -91,13 +91,12 @@ def _keep(caller: dict) -> int:
     return idempotency.KEYED_WINDOW if caller.get("keyed") else idempotency.REDELIVERY_WINDOW
 
 
-def _run(service, handler: Handler, caller: dict, params: dict, request: str | None) -> dict:
-    """One call in one transaction: opened with the caller's identity read, committed with its
-    stored reply (tracker.db.script: the two round trips BEGIN and COMMIT would cost alone)."""
+def _run(service, handler: Handler, caller: dict, params: dict, request: str | None,
+         project_of: Callable[[dict], int] | None) -> dict:
+    """One call in one transaction: opened with the caller's identity (and project access) read,
+    committed with its stored reply (tracker.db.script: BEGIN and COMMIT cost no round trip)."""
     with preloaded(), scripted_transaction() as conn:
-        query = identity.preload_query([caller])
-        results = script(conn, "BEGIN", *([query] if query else []))
-        identity.use_preloaded(results[1] if query else [])
+        _begin(conn, [(caller, params, project_of)])
         ident = identify(conn, caller)
         if request and caller.get("keyed"):
             stored = idempotency.lookup(conn, request)
@@ -116,9 +115,12 @@ def _replay(request: str | None) -> dict | None:
         return idempotency.lookup(conn, request)
 
 
-def endpoint(handler: Handler | None = None, *, once: bool = False) -> Any:
+def endpoint(handler: Handler | None = None, *, once: bool = False,
+             project_of: Callable[[dict], int] | None = None) -> Any:
+    """``once``: the reply is stored with the effect (exactly-once). ``project_of``: the project a
+    worker's call acts on, whose access row is then read with the caller's identity."""
     if handler is None:
-        return functools.partial(endpoint, once=once)
+        return functools.partial(endpoint, once=once, project_of=project_of)
 
     @functools.wraps(handler)
     def entry(self, caller: dict | None = None, params: dict | None = None) -> dict:
@@ -128,7 +130,7 @@ def endpoint(handler: Handler | None = None, *, once: bool = False) -> Any:
         request = caller.get("request") if once else None
         try:
             try:
-                return _run(self, handler, caller, params, request)
+                return _run(self, handler, caller, params, request, project_of)
             except idempotency.Replayed:
                 return _replay(request) or UNAVAILABLE
             except ApiError as exc:
@@ -169,13 +171,12 @@ class Member:
         return self.single.__wrapped__
 
 
-def _begin(conn, calls: list, members: dict[str, Member]) -> None:
-    """Open the batch's transaction in the round trip that reads the identities (and, for
-    project routes, the access rows) of the whole batch (tracker.db.script)."""
+def _begin(conn, calls: list[tuple[dict, dict, Callable[[dict], int] | None]]) -> None:
+    """Open the transaction in the round trip that reads the identities of every call, and the
+    access rows of those on a project route (``project_of``) (tracker.db.script)."""
     queries = {"identity": identity.preload_query([caller for caller, _, _ in calls])}
-    pairs = [(members[name].project_of(params), caller["worker_id"]) for caller, params, name in calls
-             if members[name].project_of is not None and caller.get("worker_id") is not None
-             and not caller.get("session_digest")]
+    pairs = [(project_of(params), caller["worker_id"]) for caller, params, project_of in calls
+             if project_of is not None and caller.get("worker_id") is not None and not caller.get("session_digest")]
     queries["access"] = access.preload_query(pairs)
     wanted = [name for name, query in queries.items() if query is not None]
     results = dict(zip(wanted, script(conn, "BEGIN", *(queries[name] for name in wanted))[1:], strict=True))
@@ -260,7 +261,7 @@ def _run_member(service, conn, member: Member, calls: list, done: set[int], stor
 def _run_batch(service, members: dict[str, Member], calls: list, replay: bool) -> list[dict]:
     answers: list[dict] = [UNAVAILABLE] * len(calls)
     with preloaded(), scripted_transaction() as conn:
-        _begin(conn, calls, members)
+        _begin(conn, [(caller, params, members[name].project_of) for caller, params, name in calls])
         # Stored replies are looked up first only where a hit is likely: client-keyed calls, or
         # a rerun after a replay was detected. Otherwise storing detects it (Replayed, below).
         looked_up = [c["request"] for c, _, _ in calls if c.get("request") and (replay or c.get("keyed"))]

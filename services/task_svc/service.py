@@ -45,7 +45,7 @@ class TaskService:
             raise ApiError(403, "SUBMIT access required on this project")
         return acc
 
-    @endpoint(once=True)
+    @endpoint(once=True, project_of=lambda params: params["project"])
     def submit(self, conn, ident, params):
         acc = self._submittable(conn, ident, params["project"])
         admitted = ratelimit.admit(conn, params["project"], ratelimit.SUBMIT, acc.project["submit_rate"])
@@ -55,7 +55,7 @@ class TaskService:
         store.wake(conn, params["project"])
         return with_counts(ok(), submitted=1)
 
-    @endpoint(once=True)
+    @endpoint(once=True, project_of=lambda params: params["project"])
     def bulk_submit(self, conn, ident, params):
         acc = self._submittable(conn, ident, params["project"])
         rows = params["rows"]  # messages.TASK_ROW order
@@ -92,7 +92,7 @@ class TaskService:
         tasks = [task_object(r, project) for r in rows]
         return with_counts(ok({"tasks": tasks} if batch else {"task": tasks[0]}), assigned=len(tasks))
 
-    @endpoint(once=True)
+    @endpoint(once=True, project_of=lambda params: params["project"])
     def get_tasks(self, conn, ident, params):
         acc = self._assignable(conn, ident, params)
         admitted = ratelimit.admit(conn, params["project"], ratelimit.ASSIGN, acc.project["assign_rate"])

@@ -238,6 +238,9 @@ def extend(conn: Connection, task_id: int, seconds: int) -> int:
         RETURNING ceil(extract(epoch FROM lease_deadline))::bigint"""), {"id": task_id, "s": seconds}).scalar()
 
 
+_NOTIFY = text("SELECT pg_notify('tt_task_ready', CAST(:p AS text))")
+
+
 def wake(conn: Connection, project: int) -> None:
     """Tell parked long-polls (gateway/longpoll.py) that the project may have an assignable task.
 
@@ -245,7 +248,7 @@ def wake(conn: Connection, project: int) -> None:
     one transaction into one. Only paths that make a task assignable call it; the hot get/close
     cycle never does.
     """
-    conn.execute(text("SELECT pg_notify('tt_task_ready', CAST(:p AS text))"), {"p": project})
+    defer(conn, (_NOTIFY, {"p": project}))  # delivered at commit anyway: sent with it
 
 
 def next_expiry_in(conn: Connection, project: int) -> float | None:
