@@ -24,6 +24,7 @@ import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 
+import gc  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -151,6 +152,7 @@ def serve_service(name: str) -> int:
     eventlet.spawn_n(_heartbeat_loop, watch, heartbeat, stopping)
     try:
         runner.start()
+        gc.freeze()  # the service's long-lived objects: out of reach of full collections
         log.info("%s ready (pid %d)", name, os.getpid())
         runner.wait()
     finally:
