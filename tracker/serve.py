@@ -152,6 +152,7 @@ def serve_service(name: str) -> int:
     eventlet.spawn_n(_heartbeat_loop, watch, heartbeat, stopping)
     try:
         runner.start()
+        gc.set_threshold(20_000, 10, 10)
         gc.freeze()  # the service's long-lived objects: out of reach of full collections
         log.info("%s ready (pid %d)", name, os.getpid())
         runner.wait()
