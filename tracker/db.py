@@ -12,10 +12,14 @@ import os
 
 os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
+import hashlib  # noqa: E402
+import re  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from functools import cache  # noqa: E402
 from typing import Any  # noqa: E402
+from weakref import WeakKeyDictionary  # noqa: E402
 
 import psycopg  # noqa: E402
 from psycopg.pq import TransactionStatus  # noqa: E402
@@ -39,7 +43,9 @@ def get_engine() -> Engine:
         # every pooled connection of that age at once.
         pool_pre_ping=False,
         pool_recycle=1800,
-        connect_args={"connect_timeout": 5},
+        # psycopg's own automatic preparation is off: on every rollback it deallocates ALL
+        # prepared statements of the session, scripts' included (script() prepares its own).
+        connect_args={"connect_timeout": 5, "prepare_threshold": None},
     )
 
 
@@ -110,12 +116,47 @@ def _compiled(statement: ClauseElement, dialect) -> Any:
     return statement.compile(dialect=dialect)
 
 
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    name: str
+    definition: str  # PREPARE name AS …, with $n in place of %(name)s
+    order: tuple[str, ...]  # the parameter names in $n order
+
+
+@cache
+def _prepared(sql: str) -> _Prepared:
+    order: list[str] = []
+
+    def placeholder(match: re.Match) -> str:
+        if match.group(0) == "%%":
+            return "%"
+        if match.group(1) not in order:
+            order.append(match.group(1))
+        return f"${order.index(match.group(1)) + 1}"
+
+    body = _PLACEHOLDER.sub(placeholder, sql)
+    name = "tt_" + hashlib.sha1(sql.encode()).hexdigest()[:20]
+    return _Prepared(name, f"PREPARE {name} AS {body}", tuple(order))
+
+
+# The statements each connection has prepared. A script runs its statements as EXECUTE of
+# prepared statements: in the simple query protocol PostgreSQL would otherwise parse and plan
+# each one every time (measured: 0.17 ms to plan the access or the close statement, against
+# 0.04–0.06 ms to run it).
+_PREPARED_ON: WeakKeyDictionary = WeakKeyDictionary()
+
+
 def script(conn: Connection, *parts: Part) -> list[list[dict]]:
     """Run ``parts`` (SQL text, or (statement, params) with a Core statement or %(name)s SQL) in
     one round trip; the rows of each part as dicts ([] for a part without rows). Errors are
     raised as SQLAlchemy's, as from ``conn.execute``; a failed part stops the ones after it."""
     raw = conn.connection.driver_connection
     binder = psycopg.ClientCursor(raw)
+    known = _PREPARED_ON.setdefault(raw, set())
+    missing: dict[str, str] = {}
     sql = []
     for part in parts:
         if isinstance(part, str):
@@ -125,10 +166,21 @@ def script(conn: Connection, *parts: Part) -> list[list[dict]]:
         if isinstance(statement, ClauseElement):
             compiled = _compiled(statement, conn.dialect)
             statement, params = str(compiled), compiled.construct_params(params)
-        sql.append(binder.mogrify(statement, params))
+        prepared = _prepared(statement)
+        if prepared.name not in known:
+            missing[prepared.name] = prepared.definition
+        args = [params[name] for name in prepared.order]
+        sql.append(f"EXECUTE {prepared.name}({binder.mogrify(', '.join(['%s'] * len(args)), args)})" if args
+                   else f"EXECUTE {prepared.name}")
     query = ";\n".join(sql)
     cursor = raw.cursor(row_factory=dict_row)
     try:
+        if missing:
+            # First use on this connection: a round trip of its own, so that a failure of the
+            # script itself never leaves it unknown which statements exist (PREPARE is not
+            # undone by a rollback).
+            cursor.execute(";\n".join(missing.values()))
+            known.update(missing)
         cursor.execute(query)  # no parameters: the simple query protocol, which allows many statements
         results = []
         while True:
