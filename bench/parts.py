@@ -227,13 +227,15 @@ def part_growth(bs: BenchSystem, cfg, log) -> dict:
         added = bs.top_up(project, size, cfg.max_assign_time)
         load_s = time.perf_counter() - t0
         vacuum_s = floor.vacuum(bs.dsn)
+        checkpoint_s = floor.checkpoint(bs.dsn)
         with psycopg.connect(bs.dsn, autocommit=True) as conn:
             table_rows = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'task'").fetchone()[0]
             table_mb = conn.execute("SELECT pg_total_relation_size('task') / 1048576.0").fetchone()[0]
         step = {"queued": size, "other_rows": cfg.growth_other, "table_rows": table_rows,
                 "table_mb": round(float(table_mb), 1), "added": added, "load_s": round(load_s, 2),
                 "load_rows_per_s": round(added / load_s) if added and load_s else None,
-                "vacuum_s": round(vacuum_s, 2), "pick": floor.pick_buffers(bs.dsn, project),
+                "vacuum_s": round(vacuum_s, 2), "checkpoint_s": round(checkpoint_s, 2),
+                "pick": floor.pick_buffers(bs.dsn, project),
                 **_sequential_cycles({**bs.target, "project": project}, ident, cfg.growth_cycles, cfg.growth_max_s)}
         steps.append(step)
         log(f"    {size:>11,} queued: get p50 {step['get_ms']['p50']} ms (n={step['get_ms']['n']}),"
