@@ -149,6 +149,17 @@ def _where(results: dict) -> list[str]:
     return out
 
 
+def _workers_axes(ax, xs: list, ylabel: str, title: str) -> None:
+    """Log-log axes over the worker levels, as every per-level plot draws them."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent workers")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -164,23 +175,11 @@ def plot(results: dict, path: Path) -> None:
         for m in results.get("floor", {}).get("modes", []):
             a1.axhline(m["cycles_per_s"], ls="--", color="grey" if m["mode"] == "bare" else "tab:green",
                        label=f"floor {m['mode']} ({m['connections']} conns)")
-        a1.set_xscale("log", base=2)
-        a1.set_xticks(xs, [str(x) for x in xs])
-        a1.set_yscale("log")
-        a1.set_xlabel("concurrent workers")
-        a1.set_ylabel("cycles/s")
-        a1.set_title("1-2. Cycle throughput vs storage floor")
-        a1.legend(fontsize=8)
+        _workers_axes(a1, xs, "cycles/s", "1-2. Cycle throughput vs storage floor")
         for key, style in (("get_ms", "-"), ("release_ms", "--")):
             for q, colour in (("p50", "tab:blue"), ("p99", "tab:red")):
                 a2.plot(xs, [r[key][q] for r in levels], style, color=colour, marker="o", label=f"{key[:-3]} {q}")
-        a2.set_xscale("log", base=2)
-        a2.set_xticks(xs, [str(x) for x in xs])
-        a2.set_yscale("log")
-        a2.set_xlabel("concurrent workers")
-        a2.set_ylabel("ms")
-        a2.set_title("1. Latency")
-        a2.legend(fontsize=8)
+        _workers_axes(a2, xs, "ms", "1. Latency")
     else:
         for ax in (a1, a2):
             ax.text(0.5, 0.5, "cycle part not run", ha="center")

@@ -53,13 +53,6 @@ def assigned(rows: list, n: int) -> list[list[dict]]:
     return [_choice_order(r) for r in per_get]
 
 
-def assign_many(conn: Connection, gets: list[tuple[int, int, int]]) -> list[list[dict]]:
-    if not gets:
-        return []
-    statement, params = assign_many_query(gets)
-    return assigned(conn.execute(statement, params).mappings().all(), len(gets))
-
-
 def lock(conn: Connection, task_id: int) -> dict | None:
     row = conn.execute(text(f"SELECT {TASK_COLUMNS} FROM task WHERE id = :id FOR UPDATE"),
                        {"id": task_id}).mappings().first()
@@ -173,13 +166,6 @@ def closed(conn: Connection, rows: list) -> set[int]:
     for row in rows:
         _chain_copy(conn, dict(row), row["chain"])
     return {row["id"] for row in rows}
-
-
-def close_held_many(conn: Connection, releases: list[tuple[int, int]]) -> set[int]:
-    if not releases:
-        return set()
-    statement, params = close_held_many_query(releases)
-    return closed(conn, conn.execute(statement, params).mappings().all())
 
 
 def close_held(conn: Connection, task_id: int, worker: int) -> bool:
