@@ -203,3 +203,27 @@ rpc_outcome = Table(
     Column("expires", TIMESTAMP(timezone=True), nullable=False),
 )
 Index("rpc_outcome_expires", rpc_outcome.c.expires)
+
+# --- shared: abuse throttles (tracker/throttle.py) ----------------------------------------------
+# One row per counted event (a failed login, a worker creation), keyed by what is throttled (a
+# digest of "kind, subject"), so a sliding 10-minute window is a count over an index range and
+# every replica sees the same counts. manager_svc writes login failures, worker_svc creations.
+throttle_event = Table(
+    "throttle_event",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("at", TIMESTAMP(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
+)
+Index("throttle_event_subject_at", throttle_event.c.subject, throttle_event.c.at)
+Index("throttle_event_at", throttle_event.c.at)
+
+# --- git_svc: webhook deliveries already applied (contract §6.7, replays) -------------------------
+webhook_delivery = Table(
+    "webhook_delivery",
+    metadata,
+    Column("project_id", BigInteger, ForeignKey("project.id", ondelete="CASCADE"), primary_key=True),
+    Column("delivery", Text, primary_key=True),
+    Column("received", TIMESTAMP(timezone=True), nullable=False, server_default=text("now()")),
+)
+Index("webhook_delivery_received", webhook_delivery.c.received)
