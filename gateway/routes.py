@@ -148,7 +148,8 @@ class Dispatcher:
                 if not answer.get("park") or left <= 0:
                     return answer
                 retry_in = answer.get("retry_in")
-                self.waiters.wait(event, left if retry_in is None else min(left, retry_in + 0.01))
+                # A floor between re-asks: an expiry is met a little late rather than polled for.
+                self.waiters.wait(event, left if retry_in is None else min(left, max(retry_in, 0.0) + 0.02))
             finally:
                 self.waiters.unpark(project, event)
 

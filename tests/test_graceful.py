@@ -238,8 +238,9 @@ def test_rpc_in_flight_at_sigterm_is_finished_by_its_replica(own_system):
         w = Api(sysm.url).new_worker(f"inflight-{i}")
         assert w.post("/project/request_access", {"project": project, "assign": True, "submit": True}).ok
         assert admin.post(f"/project/accept_request/{project}/{w.id}").status_code == 200
-        assert w.post("/task/submit", {"project": project, "recipe": f"r{i}"}).json() == {"ok": True}
+        tid = w.post("/task/submit", {"project": project, "recipe": f"r{i}"}).json()["content"]["id"]
         held.append((w, w.get(f"/task/get/{project}").json()["content"]["task"]["id"]))
+        assert held[-1][1] == tid
     answers: dict[int, requests.Response | Exception] = {}
 
     def release(w: Api, tid: int) -> None:

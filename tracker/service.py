@@ -246,11 +246,14 @@ def _run_member(service, conn, member: Member, calls: list, done: set[int], stor
         request = caller.get("request")
         if i in done:
             continue
-        if request in stored:
-            answers[i] = stored[request]
-            continue
         try:
-            answers[i] = member.handler(service, conn, identify(conn, caller), params)
+            # Authenticate before any stored reply is given out: a request name derived from an
+            # Idempotency-Key is guessable (public worker id + key), the secret is not (§6.5).
+            ident = identify(conn, caller)
+            if request in stored:
+                answers[i] = stored[request]
+                continue
+            answers[i] = member.handler(service, conn, ident, params)
         except ApiError as exc:
             answers[i] = exc.as_reply()
             continue

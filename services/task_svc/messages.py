@@ -189,6 +189,10 @@ class NoTask(Shape):
     tasks: Annotated[list[Task], Field(max_length=0)]
 
 
+class Submitted(Shape):
+    id: int = Field(description="the stored task's id (extension)")
+
+
 class BulkSubmitted(Shape):
     submitted: Count
     duplicates: Count

@@ -13,12 +13,13 @@ from services.task_svc.messages import (
     Released,
     ReleaseTask,
     SubmitTask,
+    Submitted,
 )
 from tracker.routing import Caller, Route
 
 ROUTES = [
     Route("POST", "/task/submit", "submit", Caller.WORKER, body=SubmitTask, idempotency_key=True,
-          errors=(403, 409, 429), summary="Submit one task"),
+          reply=Submitted, errors=(403, 409, 429), summary="Submit one task (answers its id)"),
     Route("POST", "/task/bulk_submit", "bulk_submit", Caller.WORKER, body=BulkSubmit, bare_list_key="requests",
           idempotency_key=True, reply=BulkSubmitted, errors=(403, 429),
           summary="Submit up to 10,000 tasks of one project atomically"),

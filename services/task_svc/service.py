@@ -49,11 +49,12 @@ class TaskService:
     def submit(self, conn, ident, params):
         acc = self._submittable(conn, ident, params["project"])
         admitted = ratelimit.admit(conn, params["project"], ratelimit.SUBMIT, acc.project["submit_rate"])
-        if store.insert_tasks(conn, params["project"], [params["row"]]) == 0:
+        task_id = store.insert_task(conn, params["project"], params["row"])
+        if task_id is None:
             raise ApiError(409, "A task with this hash already exists in the project")  # not charged
         admitted.charge(conn, 1)
         store.wake(conn, params["project"])
-        return with_counts(ok(), submitted=1)
+        return with_counts(ok({"id": task_id}), submitted=1)
 
     @endpoint(once=True, project_of=lambda params: params["project"])
     def bulk_submit(self, conn, ident, params):

@@ -186,6 +186,7 @@ _INSERT = text("""
     FROM json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS t(r, ord)
     ORDER BY ord
     ON CONFLICT (project, hash64) WHERE hash64 <> 0 DO NOTHING""")
+_INSERT_ONE = text(_INSERT.text + " RETURNING id")
 _COPY = f"COPY task (project, {', '.join(TASK_ROW)}) FROM STDIN"
 COPY_FROM = 200  # bulks at least this big try COPY first
 
@@ -198,6 +199,11 @@ def insert_tasks(conn: Connection, project: int, rows: list[list]) -> int:
         if copied is not None:
             return copied
     return conn.execute(_INSERT, {"project": project, "rows": json.dumps(rows)}).rowcount
+
+
+def insert_task(conn: Connection, project: int, row: list) -> int | None:
+    """One row (messages.TASK_ROW order); its id, or None when its hash64 is already stored."""
+    return conn.execute(_INSERT_ONE, {"project": project, "rows": json.dumps([row])}).scalar()
 
 
 def _copy_tasks(conn: Connection, project: int, rows: list[list]) -> int | None:
@@ -238,10 +244,16 @@ def wake(conn: Connection, project: int) -> None:
 
 
 def next_expiry_in(conn: Connection, project: int) -> float | None:
-    """Seconds until the project's earliest lease expires (an expiry sends no notification)."""
+    """Seconds until the project's next lease expires (an expiry sends no notification), or None
+    when no live lease will expire: then only a notification can make a task assignable.
+
+    Only deadlines still ahead count. A lease that has already expired without its task being
+    handed out (the asking worker verified that quorum task already) would answer "now" forever,
+    and ``greatest(NULL, 0)`` is 0, not NULL: either way a parked long-poll re-asked in a loop.
+    """
     return conn.execute(text("""
-        SELECT greatest(extract(epoch FROM min(lease_deadline) - clock_timestamp()), 0)::float8 FROM task
-        WHERE project = :p AND status = 1 AND assignee IS NOT NULL AND lease_deadline IS NOT NULL"""),
+        SELECT extract(epoch FROM min(lease_deadline) - clock_timestamp())::float8 FROM task
+        WHERE project = :p AND status = 1 AND assignee IS NOT NULL AND lease_deadline > clock_timestamp()"""),
         {"p": project}).scalar()
 
 
