@@ -239,7 +239,9 @@ def _parameters(route: Route) -> list[dict]:
     if getattr(route, "idempotency_key", False):
         params.append({"name": IDEMPOTENCY_HEADER, "in": "header", "required": False, "schema": IDEMPOTENCY_KEY,
                        "description": "(extension) a retry with the same key by the same worker within 24 h "
-                                      "answers the first reply and changes nothing"})
+                                      "answers the first reply and changes nothing. The caller is authenticated "
+                                      "before any stored answer is looked up: wrong or missing credentials are "
+                                      "401 whatever the key, and a key never returns another worker's answer"})
     return params
 
 
