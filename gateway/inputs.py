@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import typing
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import falcon
@@ -128,7 +131,59 @@ def _loc(parts: tuple) -> str:
     return out
 
 
+@dataclass(frozen=True)
+class _Names:
+    """A model's field names, for matching a body's keys case-insensitively (contract §1.1)."""
+
+    exact: frozenset[str]
+    by_lower: dict[str, str]
+    nested: dict[str, tuple[bool, type[Message]]]  # field → (is a list of, item model)
+
+
+@cache
+def _names(model: type[Message]) -> _Names:
+    nested: dict[str, tuple[bool, type[Message]]] = {}
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        is_list = typing.get_origin(annotation) is list
+        inner = typing.get_args(annotation)[0] if is_list else annotation
+        if isinstance(inner, type) and issubclass(inner, Message):
+            nested[name] = (is_list, inner)
+    fields = frozenset(model.model_fields)
+    return _Names(fields, {name.lower(): name for name in fields}, nested)
+
+
+def fold_keys(model: type[Message], data: dict) -> dict:
+    """The body with each key spelled as the model's field it matches case-insensitively, as the
+    original's Go decoder matched them (its own client sends ``{"Message": …}`` to ``/log/*``).
+
+    An exactly-cased key wins over other spellings of the same field; among only differently-cased
+    ones the last in the body wins. Losing spellings are dropped, never validated. Nested models
+    (bulk items) fold the same way. A body already spelled exactly is returned as it is.
+    """
+    names = _names(model)
+    if not data.keys() <= names.exact:
+        folded: dict = {}
+        for key, value in data.items():
+            name = key if key in names.exact else names.by_lower.get(key.lower())
+            if name is None or (name != key and name in data):
+                continue  # unknown (ignored anyway), or an exactly-cased spelling wins
+            folded[name] = value
+        data = folded
+    for name, (is_list, item_model) in names.nested.items():
+        value = data.get(name)
+        if is_list and isinstance(value, list):
+            item_names = _names(item_model).exact
+            if not all(item.keys() <= item_names for item in value if isinstance(item, dict)):
+                data = {**data, name: [fold_keys(item_model, item) if isinstance(item, dict) else item
+                                       for item in value]}
+        elif isinstance(value, dict):
+            data = {**data, name: fold_keys(item_model, value)}
+    return data
+
+
 def validate_body(model: type[Message], data: dict) -> dict:
+    data = fold_keys(model, data)
     fast = model.fast_params(data)
     if fast is not None:
         return fast

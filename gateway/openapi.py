@@ -349,7 +349,11 @@ def build(plugins: dict[str, Plugin] | None = None) -> dict:
             "description": "Distributed task tracker (wire-compatible with simon987/task_tracker API v1.1). "
                            "Every answer is a JSON envelope {ok, message?, content?, rate_limit_delay?} except 204 "
                            "answers, /metrics and this document. Extensions: ?count and ?wait on task get, "
-                           "/task/extend, Idempotency-Key, /healthz, /readyz, /metrics, /openapi.json.",
+                           "/task/extend, Idempotency-Key, /healthz, /readyz, /metrics, /openapi.json, the task id in "
+                           "the /task/submit answer. Field names in request bodies (bulk items included) match "
+                           "case-insensitively, as the original's decoder did: the exactly-cased key wins when a body "
+                           "spells a field several ways, else the last spelling; losing spellings are ignored. "
+                           "Query parameters and header names are not folded.",
         },
         "tags": [{"name": "gateway"}, *({"name": name} for name in sorted({p for p, _ in routes}))],
         "paths": _oas30(dict(sorted(paths.items()))),
