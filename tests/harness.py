@@ -161,6 +161,16 @@ def assert_ok(r) -> dict:
     return body
 
 
+def submitted(r) -> bool:
+    """A /task/submit success: exactly ``{"ok": true, "content": {"id": <task id>}}`` (§6.5)."""
+    if r.status_code != 200:
+        return False
+    body = r.json()
+    content = body.get("content") if isinstance(body, dict) else None
+    return (set(body) == {"ok", "content"} and body["ok"] is True and isinstance(content, dict)
+            and set(content) == {"id"} and type(content["id"]) is int and content["id"] >= 1)
+
+
 class Api:
     """A thin HTTP client: one requests.Session per identity (worker headers or manager cookie)."""
 

@@ -59,6 +59,7 @@ class ProjectService:
         if project_id is None:
             raise conflict("Project name already taken")
         store.set_role(conn, manager_id, project_id, ROLE_ALL)
+        store.first_snapshot(conn, project_id)
         return ok({"id": project_id})
 
     @endpoint
@@ -196,9 +197,10 @@ class ProjectService:
         self._readable(conn, ident, params["id"])
         return ok({"snapshots": store.snapshots(conn, params["id"], since=params["from"], until=params["to"])})
 
-    @timer(interval=SNAPSHOT_TICK)
+    @timer(interval=SNAPSHOT_TICK, eager=True)
     def snapshot_tick(self):
-        """Every replica ticks; the one that advances the shared clock takes the snapshot."""
+        """Every replica ticks, the first time as it starts (so a system just started has its
+        snapshot at once); the one that advances the shared clock takes the snapshot."""
         try:
             with transaction() as conn:
                 taken = store.take_snapshot(conn, _SETTINGS.monitoring_interval,

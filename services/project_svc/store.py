@@ -158,6 +158,19 @@ _SNAPSHOT = text("""
     ON CONFLICT DO NOTHING""")
 
 
+_FIRST_SNAPSHOT = text("""
+    INSERT INTO monitoring_snapshot (project_id, time_stamp, new_task_count, failed_task_count,
+        closed_task_count, worker_access_count, awaiting_verification_count)
+    VALUES (:p, floor(extract(epoch FROM clock_timestamp()))::bigint, 0, 0, 0, 0, 0)
+    ON CONFLICT DO NOTHING""")
+
+
+def first_snapshot(conn: Connection, project_id: int) -> None:
+    """A new project's dashboard has a point from its first second: nothing yet, all zeros (no
+    aggregate over the task table needed)."""
+    conn.execute(_FIRST_SNAPSHOT, {"p": project_id})
+
+
 def take_snapshot(conn: Connection, interval: float, retention_hours: float) -> int | None:
     """Snapshot every project if this call claims the current interval slot; else None."""
     now = conn.execute(_CLAIM, {"interval": interval}).scalar()
