@@ -59,3 +59,25 @@ def test_supervisor_prefixes_restarts_and_stops_cleanly(own_system):
     assert "tracker: all processes stopped" in log.read_text()
     gone, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, [p.pid for p in alive]
+
+
+def test_a_gateway_that_cannot_bind_stops_the_whole_group(capsys):
+    """The port was free at the start-up check but taken before gunicorn bound it: gunicorn says
+    "Address already in use" and retries; the supervisor stops everything and fails at once."""
+    import sys
+
+    from tracker.launcher import Child, Supervisor
+
+    gunicorn_like = ("import sys, time\n"
+                     "print('[ERROR] Connection in use: (127.0.0.1, 3010)', flush=True)\n"
+                     "print('[ERROR] connection to (127.0.0.1, 3010) failed: [Errno 98] Address already in use',"
+                     " flush=True)\n"
+                     "time.sleep(60)\n")
+    service = Child("task_svc", [sys.executable, "-c", "import time; time.sleep(60)"], "36")
+    gateway = Child("gateway", [sys.executable, "-c", gunicorn_like], "97")
+    supervisor = Supervisor([service, gateway])
+    started = time.monotonic()
+    code = supervisor.run()
+    assert code == 1 and time.monotonic() - started < 10
+    assert service.proc.poll() is not None and gateway.proc.poll() is not None
+    assert "the gateway cannot listen: address already in use" in capsys.readouterr().err

@@ -18,17 +18,23 @@ def _scale(values: list[str]) -> dict[str, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tracker.launcher import Supervisor, build_children
+    from tracker.launcher import Supervisor, build_children, port_in_use
     from tracker.plugins import discover
-    from tracker.preflight import PreflightError, check_backends
+    from tracker.preflight import PreflightError, check_backends, warn
     from tracker.settings import get_settings
 
     settings = get_settings()
+    busy = port_in_use(settings.bind)
+    if busy:
+        print(f"tracker: cannot listen on {settings.bind}: {busy}. Stop what uses it, or set TT_BIND to "
+              "another address.", file=sys.stderr)
+        return 1
     try:
-        check_backends(settings)
+        warnings = check_backends(settings)
     except PreflightError as exc:
         print(f"tracker: {exc}", file=sys.stderr)
         return 1
+    warn(warnings, skip=() if args.no_migrate else ("schema",))  # about to migrate: no need to warn
     scale = _scale(args.scale)
     unknown = set(scale) - set(discover())
     if unknown:
@@ -71,17 +77,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     from tracker.migrate import upgrade
-    from tracker.preflight import PreflightError, check_backends
+    from tracker.preflight import PreflightError, check_backends, warn
     from tracker.settings import get_settings
 
     try:
-        check_backends(get_settings())
+        warn(check_backends(get_settings()), skip=("schema",))
     except PreflightError as exc:
         print(f"tracker: {exc}", file=sys.stderr)
         return 1
     upgrade(args.revision)
     print("tracker: database schema is up to date")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from tracker.doctor import main as doctor
+    from tracker.settings import get_settings
+
+    return doctor(get_settings())
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -118,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     up = db_sub.add_parser("upgrade", help="create the database if needed and apply migrations")
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=cmd_db)
+
+    doctor = sub.add_parser("doctor", help="check PostgreSQL, RabbitMQ, the virtual host and its permissions, "
+                                           "the schema and the database settings; say how to fix each")
+    doctor.set_defaults(func=cmd_doctor)
 
     probe = sub.add_parser("probe", help="health probe: exit 0 iff the service's processes are consuming")
     probe.add_argument("name", nargs="?", default=None,

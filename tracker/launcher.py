@@ -6,7 +6,9 @@ Ctrl-C or SIGTERM stops them all gracefully (SIGTERM, then SIGKILL after a grace
 
 from __future__ import annotations
 
+import errno
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from tracker.plugins import discover
 
 GRACE_SECONDS = 15
+BIND_FAILURE = "Address already in use"  # what gunicorn prints while it retries a busy port
 COLOURS = ["36", "32", "33", "35", "34", "31", "96", "92", "93", "95"]
 
 
@@ -29,6 +32,20 @@ class Child:
     started: float = field(default=0.0)
 
 
+def port_in_use(bind: str) -> str | None:
+    """Why the gateway could not listen on ``host:port`` now, or None. Bound with SO_REUSEADDR as
+    gunicorn binds, so a port left in TIME_WAIT by a previous run is not reported busy."""
+    host, _, port = bind.rpartition(":")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]") or "0.0.0.0", int(port)))
+        except OSError as exc:
+            return "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+    return None
+
+
 class Supervisor:
     def __init__(self, children: list[Child]) -> None:
         self.children = children
@@ -36,6 +53,7 @@ class Supervisor:
         self.width = max(len(c.name) for c in children)
         self.lock = threading.Lock()
         self.tty = sys.stdout.isatty()
+        self.failure: str | None = None  # set when the group must stop with an error
 
     def _say(self, child: Child, line: str) -> None:
         label = child.name.ljust(self.width)
@@ -51,6 +69,10 @@ class Supervisor:
         assert proc.stdout is not None
         for line in iter(proc.stdout.readline, ""):
             self._say(child, line)
+            if child.name == "gateway" and BIND_FAILURE in line and not self.stopping.is_set():
+                # Taken since the start-up check: retrying would only restart it forever.
+                self.failure = "the gateway cannot listen: address already in use. Stop what uses it, or set TT_BIND."
+                self.stopping.set()
 
     def _start(self, child: Child) -> None:
         child.proc = subprocess.Popen(
@@ -61,8 +83,14 @@ class Supervisor:
         threading.Thread(target=self._pump, args=(child, child.proc), daemon=True).start()
 
     def run(self) -> int:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.stopping.set())
+        previous = {sig: signal.signal(sig, lambda *_: self.stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self) -> int:
         for child in self.children:
             self._start(child)
         while not self.stopping.wait(0.5):
@@ -94,6 +122,9 @@ class Supervisor:
                 child.proc.kill()
                 child.proc.wait()
         print("tracker: all processes stopped", flush=True)
+        if self.failure:
+            print(f"tracker: {self.failure}", file=sys.stderr, flush=True)
+            return 1
         return 0
 
 

@@ -1,40 +1,26 @@
-"""Before starting anything: are PostgreSQL and RabbitMQ there? Say which is not, and how to fix it."""
+"""Before starting anything: are PostgreSQL and RabbitMQ there and open to us? Say what is wrong
+and how to fix it (the checks are tracker doctor's, tracker/doctor.py)."""
 
 from __future__ import annotations
 
-import psycopg
-from kombu import Connection
-
+from tracker.doctor import Check, report, run_checks
 from tracker.settings import Settings
-
-HOW_TO_START = {
-    "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-    "RabbitMQ": "rabbitmq-server -detached",
-}
 
 
 class PreflightError(Exception):
     pass
 
 
-def check_backends(settings: Settings) -> None:
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(settings.libpq_url)
-        with psycopg.connect(**{**info, "dbname": "postgres"}, connect_timeout=3):
-            pass
-    except Exception as exc:  # noqa: BLE001
-        raise PreflightError(_explain("PostgreSQL", settings.database_address, exc)) from None
-    try:
-        with Connection(settings.amqp_uri, connect_timeout=3) as conn:
-            conn.ensure_connection(max_retries=1, timeout=3)
-    except Exception as exc:  # noqa: BLE001
-        raise PreflightError(_explain("RabbitMQ", settings.amqp_address, exc)) from None
+def check_backends(settings: Settings) -> list[Check]:
+    """Raise PreflightError with the fix of the first fatal failure; return the warnings."""
+    results = list(run_checks(settings))
+    fatal = [c for c in results if not c.ok and c.fatal]
+    if fatal:
+        raise PreflightError("\n".join(f"{c.name}: {c.detail}.\n  → {c.fix}" for c in fatal))
+    return [c for c in results if not c.ok and not c.detail.startswith("not checked")]
 
 
-def _explain(what: str, address: str, exc: Exception) -> str:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-    return (
-        f"{what} is not reachable at {address} ({reason}).\n"
-        f"Start it (e.g. `{HOW_TO_START[what]}`) or point "
-        f"{'TT_DATABASE_URL' if what == 'PostgreSQL' else 'TT_AMQP_URI'} at a running one."
-    )
+def warn(warnings: list[Check], skip: tuple[str, ...] = ()) -> None:
+    for check in warnings:
+        if check.name not in skip:
+            print("tracker: warning: " + report(check).split("] ", 1)[1], flush=True)
