@@ -7,6 +7,7 @@ import os
 
 import falcon
 
+from gateway.docs import mount as mount_docs
 from gateway.metrics import MetricsResource, RequestMetrics
 from gateway.openapi import OpenApiResource
 from gateway.ops import Health, Index, Ready
@@ -64,6 +65,7 @@ def create_app() -> falcon.App:
     app.add_route("/readyz", Ready(settings))
     app.add_route("/metrics", MetricsResource())
     app.add_route("/openapi.json", OpenApiResource())
+    mount_docs(app)
     wire(app, dispatcher, discover())
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)

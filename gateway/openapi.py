@@ -6,7 +6,7 @@ wires and validates with — and from the strict request models (``Message``), t
 JSON Schema generator. Reply shapes come from each route's ``reply``/``declined``/``unauthorized``
 models (plain pydantic models at the end of each service's ``messages.py`` and in
 ``tracker/shapes.py``). The gateway's own routes (``/``, ``/healthz``, ``/readyz``, ``/metrics``,
-``/openapi.json``) are described below, next to the resources app.py wires.
+``/openapi.json``, ``/docs``) are described below, next to the resources app.py wires.
 
 OpenAPI 3.0.3, deliberately, not 3.1: the contract's int accepts a JSON integer only, never
 ``1.0`` (§1.2). Since JSON Schema draft 6 (so OpenAPI 3.1), ``1.0`` *is* an integer, and tools
@@ -318,6 +318,11 @@ def _gateway_paths(refs: dict) -> dict:
             "operationId": "gateway.metrics", "tags": tag, "summary": "(extension) Prometheus metrics",
             "responses": {"200": {"description": "Prometheus text exposition format 0.0.4",
                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/docs": {"get": {
+            "operationId": "gateway.docs", "tags": tag,
+            "summary": "(extension) Interactive reference of this document (Redoc, served by the gateway itself)",
+            "responses": {"200": {"description": "HTML page; its scripts are under /docs/, nothing from elsewhere",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         PATH: {"get": {
             "operationId": "gateway.openapi", "tags": tag, "summary": "(extension) This OpenAPI document",
             "responses": {"200": _json({"type": "object", "required": ["openapi", "info", "paths"]},
@@ -346,14 +351,16 @@ def build(plugins: dict[str, Plugin] | None = None) -> dict:
         "info": {
             "title": "task_tracker",
             "version": __version__,
-            "description": "Distributed task tracker (wire-compatible with simon987/task_tracker API v1.1). "
-                           "Every answer is a JSON envelope {ok, message?, content?, rate_limit_delay?} except 204 "
-                           "answers, /metrics and this document. Extensions: ?count and ?wait on task get, "
-                           "/task/extend, Idempotency-Key, /healthz, /readyz, /metrics, /openapi.json, the task id in "
-                           "the /task/submit answer. Field names in request bodies (bulk items included) match "
-                           "case-insensitively, as the original's decoder did: the exactly-cased key wins when a body "
-                           "spells a field several ways, else the last spelling; losing spellings are ignored. "
-                           "Query parameters and header names are not folded.",
+            "description": " ".join((
+                "Distributed task tracker (wire-compatible with simon987/task_tracker API v1.1).",
+                "Every answer is a JSON envelope {ok, message?, content?, rate_limit_delay?} except 204",
+                "answers, /metrics, /docs and this document. Extensions: ?count and ?wait on task get,",
+                "/task/extend, Idempotency-Key, /healthz, /readyz, /metrics, /openapi.json, /docs, the task",
+                "id in the /task/submit answer. Field names in request bodies (bulk items included) match",
+                "case-insensitively, as the original's decoder did: the exactly-cased key wins when a body",
+                "spells a field several ways, else the last spelling; losing spellings are ignored. Query",
+                "parameters and header names are not folded.",
+            )),
         },
         "tags": [{"name": "gateway"}, *({"name": name} for name in sorted({p for p, _ in routes}))],
         "paths": _oas30(dict(sorted(paths.items()))),
