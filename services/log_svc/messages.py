@@ -6,14 +6,14 @@ from typing import Annotated
 
 from pydantic import Field
 
-from tracker.fields import INT63_MAX, Message, NonEmptyText
+from tracker.fields import INT63_MAX, Message, text
 
 Timestamp = Annotated[int, Field(ge=1, le=INT63_MAX)]
 
 
 class WorkerLog(Message):
-    scope: NonEmptyText
-    message: NonEmptyText
+    scope: text(256, non_empty=True)
+    message: text(65536, non_empty=True)
     timestamp: Timestamp
 
 
