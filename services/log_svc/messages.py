@@ -9,11 +9,13 @@ from pydantic import Field
 from tracker.fields import INT63_MAX, Message, text
 
 Timestamp = Annotated[int, Field(ge=1, le=INT63_MAX)]
+Scope = text(256, non_empty=True)  # characters (contract §1.1)
+LogText = text(65536, non_empty=True)
 
 
 class WorkerLog(Message):
-    scope: text(256, non_empty=True)
-    message: text(65536, non_empty=True)
+    scope: Scope
+    message: LogText
     timestamp: Timestamp
 
 

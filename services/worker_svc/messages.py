@@ -10,6 +10,8 @@ RESERVED_ALIAS = "unassigned"  # the assignee report's name for tasks nobody hol
 
 
 MAX_ALIAS = 256  # characters (contract §1.1)
+Alias = text(MAX_ALIAS)
+NonEmptyAlias = text(MAX_ALIAS, non_empty=True)
 
 
 def _not_reserved(alias: str) -> str:
@@ -19,13 +21,13 @@ def _not_reserved(alias: str) -> str:
 
 
 class CreateWorker(Message):
-    alias: text(MAX_ALIAS) = ""
+    alias: Alias = ""
 
     _alias = field_validator("alias")(_not_reserved)
 
 
 class UpdateWorker(Message):
-    alias: text(MAX_ALIAS, non_empty=True)
+    alias: NonEmptyAlias
 
     _alias = field_validator("alias")(_not_reserved)
 
