@@ -14,6 +14,7 @@ from gateway.ops import Health, Index, Ready
 from gateway.routes import Dispatcher, send, wire
 from gateway.rpc import RpcClient
 from tracker.errors import envelope
+from tracker.logtext import one_line
 from tracker.plugins import discover
 from tracker.settings import get_settings
 
@@ -50,7 +51,7 @@ def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPErro
 
 
 def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params) -> None:
-    log.exception("unhandled error on %s %s", req.method, req.path)
+    log.exception("unhandled error on %s %s", req.method, one_line(req.path))  # the path is the client's text
     send(resp, 500, envelope(False, message="Internal error"))
 
 

@@ -182,6 +182,18 @@ def fold_keys(model: type[Message], data: dict) -> dict:
     return data
 
 
+def _wording(err: dict) -> str:
+    """The rule an error breaks, in the words of the contract's messages ("must be …")."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "missing":
+        return "required"
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters"
+    if kind == "string_too_short":
+        return f"must be at least {ctx['min_length']} characters"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
 def validate_body(model: type[Message], data: dict) -> dict:
     data = fold_keys(model, data)
     fast = model.fast_params(data)
@@ -190,12 +202,9 @@ def validate_body(model: type[Message], data: dict) -> dict:
     try:
         message = model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        text = str(err["msg"]).removeprefix("Value error, ")
+        err = exc.errors(include_url=False, include_input=False)[0]
+        text = _wording(err)
         if not err["loc"]:
             raise bad_request(text) from None
-        field = _loc(err["loc"])
-        if err["type"] == "missing":
-            text = "required"
-        raise bad_request(f"invalid field '{field}': {text}") from None
+        raise bad_request(f"invalid field '{_loc(err['loc'])}': {text}") from None
     return message.to_params()

@@ -19,8 +19,9 @@ at the end (``_oas30``): ``anyOf [X, null]`` → ``X`` + ``nullable``, ``const``
 What the request models do not say by themselves, added here so the document accepts what the
 gateway accepts and rejects what it rejects (contract §1.1, §1.2):
 - a ``null`` field counts as absent, so every optional field of a request body also accepts null;
-- strings must be storable (no U+0000) and ``NonEmptyText`` is non-empty: the validators of
-  tracker.fields become ``pattern`` / ``minLength``;
+- strings must be storable (no U+0000) and ``NonEmptyText`` is non-empty, rates are 0 or in range:
+  the validators of tracker.fields become ``pattern`` / ``minLength`` / ``minimum``…; length limits
+  (``tracker.fields.text``) are pydantic constraints, which it writes as ``maxLength`` itself;
 - services' own validators (model validators across fields, reserved values) are described by the
   ``OPENAPI_RULES`` dict of the request model's module, keyed by the model or validator function.
 """
@@ -74,6 +75,10 @@ STATUS_TEXT = {
 FIELD_RULES: dict[Any, dict] = {
     fields._storable: {"pattern": NO_NUL},
     fields._non_empty: {"minLength": 1},
+    # 0 (= unlimited) or MIN_RATE … MAX_RATE; the "not" leaves null alone (an optional field's null is absent).
+    fields._rate: {"minimum": 0, "maximum": fields.MAX_RATE,
+                   "not": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": fields.MIN_RATE},
+                   "description": f"tasks per second: 0 = unlimited, else {fields.MIN_RATE:g} … {fields.MAX_RATE:.0f}"},
 }
 
 
@@ -236,6 +241,9 @@ def _parameters(route: Route) -> list[dict]:
                                    "webhook_secret, hex, optionally prefixed `sha256=`; the first present of "
                                    f"{', '.join(route.headers)} is used, none present is a 401"}
                    for name in route.headers]
+    params += [{"name": name, "in": "header", "required": False, "schema": {"type": "string"},
+                "description": description}
+               for name, description in getattr(route, "optional_headers", ())]
     if getattr(route, "idempotency_key", False):
         params.append({"name": IDEMPOTENCY_HEADER, "in": "header", "required": False, "schema": IDEMPOTENCY_KEY,
                        "description": "(extension) a retry with the same key by the same worker within 24 h "
@@ -272,6 +280,8 @@ def _success(route: Route, refs: dict) -> dict:
     if route.declined is not False:
         content = refs[route.declined] if isinstance(route.declined, type) else None
         declined = _envelope(False, content, content_required=False)
+        if getattr(route, "declined_messages", ()):
+            declined["properties"]["message"] = {"type": "string", "enum": list(route.declined_messages)}
         schema = {"oneOf": [schema, declined]}
     headers = SET_COOKIE if route.session is Session.OPEN else EXPIRE_COOKIE if route.session is Session.CLOSE else None
     description = "Success" + (", or a negative answer that is not an error (ok false)" if route.declined else "")

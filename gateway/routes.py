@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 import uuid
 from collections import defaultdict
@@ -36,6 +37,7 @@ from tracker.plugins import Plugin
 from tracker.routing import Caller, Route, Session
 from tracker.settings import Settings
 
+log = logging.getLogger("gateway")
 IDENTIFY = ("worker_svc", "identify")  # resolves credentials alone (used only on the error path)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
@@ -43,12 +45,19 @@ PAUSED_MESSAGE = "A manager has paused you"
 
 
 def send(resp: falcon.Response, status: int, body: dict | None) -> None:
+    """Every JSON answer leaves through here: strict JSON only (no ``Infinity``/``NaN``, which a
+    client's parser rejects); a reply that would carry one is a bug, answered as such (500)."""
     resp.status = status
     if status == 204 or body is None:
         resp.text = None
         return
     resp.content_type = falcon.MEDIA_JSON
-    resp.text = json.dumps(body, ensure_ascii=False)
+    try:
+        resp.text = json.dumps(body, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        log.error("a %d reply carried a non-finite number; answered 500 instead", status)
+        resp.status = 500
+        resp.text = json.dumps({"ok": False, "message": "Internal error"})
 
 
 class Dispatcher:

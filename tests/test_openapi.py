@@ -166,9 +166,10 @@ def test_statuses_of_the_contract_are_documented(doc):
 
 
 # --- request bodies agree with the gateway ---------------------------------------------------------
-def agree(doc: dict, caller: Api, path: str, samples: list) -> None:
-    """Each sample body: the schema accepts it ⇔ the gateway does not answer 400."""
-    validator = body_validator(doc, "post", path)
+def agree(doc: dict, caller: Api, path: str, samples: list, template: str | None = None) -> None:
+    """Each sample body: the schema accepts it ⇔ the gateway does not answer 400. ``template``: the
+    document's path when ``path`` has its parameters filled in."""
+    validator = body_validator(doc, "post", template or path)
     for body in samples:
         r = caller.post(path, body)
         assert r.status_code != 413 and r.status_code < 500, r.text
@@ -179,6 +180,7 @@ def test_worker_and_account_bodies(doc, api, admin):
     agree(doc, api, "/worker/create", [
         {}, {"alias": "w"}, {"alias": None}, {"alias": ""}, {"alias": "x", "unknown": [1]},
         {"alias": "unassigned"}, {"alias": 5}, {"alias": "a\u0000b"}, {"alias": ["w"]},
+        {"alias": "a" * 256}, {"alias": "\U0001F600" * 256}, {"alias": "a" * 257},
     ])
     agree(doc, Api(api.base), "/register", [
         {"username": "ab", "password": "password123"}, {"username": "u" + uuid.uuid4().hex[:8]},
@@ -200,6 +202,12 @@ def test_project_bodies(doc, admin):
         {"name": ""}, {"name": name(), "public": True, "hidden": True}, {"name": name(), "priority": -1},
         {"name": name(), "priority": 1.0}, {"name": name(), "assign_rate": -0.5}, {"name": name(), "hidden": "yes"},
         {"motd": "no name"},
+        # contract §6.4 rates: 0 or 0.001 … 1,000,000; §1.1 lengths in characters
+        {"name": name(), "assign_rate": 0.001, "submit_rate": 1_000_000}, {"name": name(), "assign_rate": 5e-324},
+        {"name": name(), "submit_rate": 0.0009}, {"name": name(), "submit_rate": 1_000_000.5},
+        {"name": name() + "n" * 243}, {"name": name() + "n" * 244}, {"name": name(), "motd": "\U0001F600" * 4096},
+        {"name": name(), "motd": "m" * 4097}, {"name": name(), "clone_url": "c" * 2049},
+        {"name": name(), "git_repo": "g" * 513}, {"name": name(), "version": "v" * 257},
     ])
     worker = Api(admin.base).new_worker()
     project = admin.post("/project/create", {"name": name()}).json()["content"]["id"]
@@ -207,6 +215,47 @@ def test_project_bodies(doc, admin):
         {"project": project, "assign": False, "submit": False}, {"project": project},
         {"project": project, "assign": None, "submit": True}, {"project": 0, "assign": True},
     ])
+
+
+def test_secret_and_log_bodies(doc, admin, make_project):
+    project = make_project()
+    agree(doc, admin, f"/project/secret/{project}", [{"secret": "s" * 65536}, {"secret": ""}, {"secret": "s" * 65537}],
+          "/project/secret/{id}")
+    agree(doc, admin, f"/project/webhook_secret/{project}", [
+        {"webhook_secret": "w" * 8}, {"webhook_secret": "w" * 1024}, {"webhook_secret": "w" * 7},
+        {"webhook_secret": "w" * 1025}, {"webhook_secret": ""},
+    ], "/project/webhook_secret/{id}")
+    worker = Api(admin.base).new_worker()
+    for path in ("/log/info", "/log/error"):
+        agree(doc, worker, path, [
+            {"scope": "s" * 256, "message": "m" * 65536, "timestamp": 1}, {"scope": "s" * 257, "message": "m",
+                                                                           "timestamp": 1},
+            {"scope": "s", "message": "m" * 65537, "timestamp": 1}, {"scope": "s", "message": "", "timestamp": 1},
+        ])
+
+
+def test_webhook_declined_answers_match_the_document(doc, admin, make_project):
+    """The two 200 ok-false answers of §6.7 (another branch; a delivery already applied) are documented."""
+    import hashlib
+    import hmac
+
+    repo = "oa/" + uuid.uuid4().hex[:10]
+    project = make_project(git_repo=repo)
+    secret = admin.get(f"/project/webhook_secret/{project}").json()["content"]["webhook_secret"]
+    anon = Api(admin.base)
+
+    def send(ref: str, delivery: str):
+        raw = json.dumps({"ref": ref, "after": "abc", "repository": {"full_name": repo}}).encode()
+        return anon.post("/git/receivehook", raw=raw, headers={
+            "X-Gitea-Signature": hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest(),
+            "X-Gitea-Delivery": delivery})
+
+    assert check_answer(doc, "POST", "/git/receivehook", send("refs/heads/other", "d1"))["ok"] is False
+    assert check_answer(doc, "POST", "/git/receivehook", send("refs/heads/master", "d2")) == {"ok": True}
+    body = check_answer(doc, "POST", "/git/receivehook", send("refs/heads/master", "d2"))
+    assert body == {"ok": False, "message": "ignored: delivery already applied"}
+    declined = doc["paths"]["/git/receivehook"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert not schema_validator(doc, declined).is_valid({"ok": False, "message": "some other reason"})
 
 
 def test_task_bodies(doc, admin, make_project, grant):

@@ -170,10 +170,19 @@ class TestCreate:
         ("submit_rate", -2.5),
         ("assign_rate", "1"),
         ("submit_rate", True),
+        ("assign_rate", 5e-324),  # §6.4: 0 or 0.001 … 1,000,000
+        ("assign_rate", 0.0009),
+        ("submit_rate", 1e-9),
+        ("submit_rate", 1_000_000.5),
         ("clone_url", 5),
         ("git_repo", False),
         ("version", {"v": 1}),
         ("motd", 1.5),
+        ("name", "n" * 257),  # §1.1 lengths, in characters
+        ("clone_url", "c" * 2049),
+        ("git_repo", "g" * 513),
+        ("version", "v" * 257),
+        ("motd", "m" * 4097),
     ])
     def test_invalid_field_400_names_it(self, admin, system, field, value):
         name = uname()
@@ -208,6 +217,13 @@ class TestCreate:
                                                        "assign_rate": 0, "submit_rate": 0.0}))["content"]["id"]
         p = get_project(admin, pid)
         assert p["priority"] == (1 << 31) - 1 and p["assign_rate"] == 0 and p["submit_rate"] == 0
+
+    def test_rate_and_length_bounds_accepted(self, admin):
+        fields = {"name": uname() + "n" * 240, "clone_url": "c" * 2048, "git_repo": "g" * 512, "version": "v" * 256,
+                  "motd": "m" * 4096, "assign_rate": 0.001, "submit_rate": 1_000_000}
+        pid = assert_ok(admin.post("/project/create", fields))["content"]["id"]
+        p = get_project(admin, pid)
+        assert {k: p[k] for k in fields} == fields
 
     def test_unknown_chain_400_names_chain(self, admin, system):
         name = uname()
@@ -504,7 +520,8 @@ class TestUpdate:
 
     @pytest.mark.parametrize(("field", "value"), [
         ("name", ""), ("priority", -1), ("priority", 1 << 31), ("assign_rate", -1), ("submit_rate", -0.5),
-        ("paused", "yes"), ("public", 1), ("chain", -1), ("motd", 3),
+        ("paused", "yes"), ("public", 1), ("chain", -1), ("motd", 3), ("assign_rate", 5e-324),
+        ("submit_rate", 2e6), ("name", "n" * 257), ("motd", "m" * 4097), ("version", "v" * 257),
     ])
     def test_invalid_field_400(self, admin, make_project, field, value):
         pid = make_project()

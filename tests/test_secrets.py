@@ -73,11 +73,30 @@ def test_set_then_get_secret(admin, system, make_project):
     assert stored(system, pid)[0] == value
 
 
-@pytest.mark.parametrize("value", ["", "plain text, not JSON", "x" * 100_000, "line\nbreak\ttab"])
+@pytest.mark.parametrize("value", ["", "plain text, not JSON", "x" * 65_536, "é" * 65_536, "line\nbreak\ttab"])
 def test_secret_is_free_form_text(admin, make_project, value):
     pid = make_project()
     assert_ok(set_secret(admin, pid, value))
     assert read_secret(admin, pid) == value
+
+
+def test_secret_over_65536_characters_400(admin, system, make_project):
+    """§1.1: the project secret is at most 65,536 characters."""
+    pid = make_project()
+    assert_error(set_secret(admin, pid, "x" * 65_537), 400, "'secret'", "65536")
+    assert stored(system, pid)[0] == "{}"
+
+
+@pytest.mark.parametrize("value", ["", "short", "x" * 1025])
+def test_webhook_secret_of_8_to_1024_characters(admin, system, make_project, value):
+    """§1.1: webhook_secret 8–1,024 characters (and never empty, §6.4)."""
+    pid = make_project()
+    before = stored(system, pid)
+    assert_error(set_webhook_secret(admin, pid, value), 400, "'webhook_secret'")
+    assert stored(system, pid) == before
+    for good in ("8-chars!", "y" * 1024):
+        assert_ok(set_webhook_secret(admin, pid, good))
+        assert read_webhook_secret(admin, pid) == good
 
 
 def test_set_secret_touches_only_its_project(admin, make_project):

@@ -354,12 +354,21 @@ def test_master_and_main_without_default_branch(api, repo_project, default):
 
 
 # --- step 6: after (400) ---------------------------------------------------------------------
-@pytest.mark.parametrize("after", ["", None, 5, ["abc"], "a\u0000b"], ids=["empty", "absent", "int", "list", "nul"])
+@pytest.mark.parametrize("after", ["", None, 5, ["abc"], "a\u0000b", "a" * 257],
+                         ids=["empty", "absent", "int", "list", "nul", "over-256"])
 def test_bad_after_is_400(api, repo_project, after):
     pid, repo, secret = repo_project()
     raw = push_body(repo, after=after)
     refused(signed(api, secret, raw), 400, "after")
     assert version(api, pid) == "v0"
+
+
+def test_after_of_256_characters_is_applied(api, repo_project):
+    """§6.7: at most 256 characters (code points: four-byte ones count once)."""
+    pid, repo, secret = repo_project()
+    after = "\U0001F600" * 256
+    assert envelope(signed(api, secret, push_body(repo, after=after)), 200) == {"ok": True}
+    assert version(api, pid) == after
 
 
 def test_after_is_not_needed_on_an_ignored_branch(api, repo_project):

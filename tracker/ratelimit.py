@@ -9,6 +9,11 @@ database's, the only one all replicas share.
 
 An unlimited project (rate 0) never touches the table, so the hot path pays nothing for limits it
 does not have.
+
+Every delay is finite. Rates below ``MIN_RATE`` are refused at the door (contract §6.4), and a rate
+stored before that rule is charged as ``MIN_RATE``: ``1 / 5e-324`` is infinite, and an infinite T
+made every later request a 429 carrying ``Infinity`` (not JSON) until the project was updated. A T
+that is not finite or lies beyond any reachable horizon (such a row's legacy) counts as free.
 """
 
 from __future__ import annotations
@@ -18,13 +23,20 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 from tracker.errors import ApiError
+from tracker.fields import MIN_RATE
 
 ASSIGN, SUBMIT = 0, 1
 TOO_MANY = "Too many requests"
 
-_LOCK = text("""
+# No charge exceeds 10 000 tasks (the bulk limit) / MIN_RATE = 10^7 s, so an admitted request never
+# leaves T further than that ahead; beyond HORIZON (or NaN, which PostgreSQL sorts above every number)
+# the row cannot come from this model and is reset rather than obeyed.
+HORIZON = 1e8
+_LOCK = text(f"""
     INSERT INTO rate_limit (project_id, kind, next_free) VALUES (:p, :k, 0)
-    ON CONFLICT (project_id, kind) DO UPDATE SET next_free = rate_limit.next_free
+    ON CONFLICT (project_id, kind) DO UPDATE SET next_free = CASE
+        WHEN rate_limit.next_free < extract(epoch FROM clock_timestamp())::float8 + {HORIZON} THEN rate_limit.next_free
+        ELSE 0 END
     RETURNING next_free, extract(epoch FROM clock_timestamp())::float8 AS now""")
 
 _CHARGE = text("""
@@ -44,7 +56,7 @@ class Admission:
     def charge(self, conn: Connection, tokens: int) -> None:
         if self.rate > 0 and tokens > 0:
             conn.execute(_CHARGE, {"p": self.project_id, "k": self.kind, "now": self.now,
-                                   "cost": tokens / self.rate})
+                                   "cost": tokens / max(self.rate, MIN_RATE)})
 
 
 def admit(conn: Connection, project_id: int, kind: int, rate: float) -> Admission:

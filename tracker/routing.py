@@ -63,3 +63,6 @@ class Route:
     unauthorized: type[BaseModel] | None = None  # shape of ``content`` of this route's 401, if it carries one
     raw_schema: type[BaseModel] | None = None  # raw_body routes: the JSON the service reads from the raw body
     headers: tuple[str, ...] = ()  # request headers the service itself reads (raw_body routes: signatures)
+    # Optional request headers the service also reads, as (name, description) (the webhook's delivery ids).
+    optional_headers: tuple[tuple[str, str], ...] = ()
+    declined_messages: tuple[str, ...] = ()  # the messages of the ``declined`` answers, when the route lists them

@@ -12,7 +12,7 @@ Push payload fields used (GitHub, Gitea and Gogs all send them):
 | `repository.full_name`       | string | required, non-empty: matched case-insensitively with `project.git_repo` |
 | `repository.default_branch`  | string | optional; absent, null, empty or not a string → `master` and `main` |
 | `ref`                        | string | `refs/heads/<default>` updates; anything else (or absent) is ignored |
-| `after`                      | string | required, non-empty, only when the push is applied: the new `version` |
+| `after`                      | string | 1 … 256 characters, required only when the push is applied: new `version` |
 
 A JSON ``null`` counts as absent (contract §1.1), as everywhere else.
 """
@@ -35,9 +35,19 @@ SIGNATURE_HEADERS = (
     ("x-gitea-signature", "Gitea"),
     ("x-gogs-signature", "Gogs"),
 )
+# Delivery ids (contract §6.7 step 7), the first one present is used: each provider names every delivery
+# (Gitea also sends the GitHub and Gogs names, with the same value). A UUID is 36 characters; longer ids
+# are refused rather than remembered, so one replay-protection row stays small.
+DELIVERY_HEADERS = ("x-github-delivery", "x-gitea-delivery", "x-gogs-delivery")
+MAX_DELIVERY = 128
+_DELIVERY = re.compile(rf"[!-~]{{1,{MAX_DELIVERY}}}")  # printable ASCII, no spaces
 _PREFIX = "sha256="
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 FALLBACK_DEFAULT_BRANCHES = ("master", "main")
+# The two 200 {"ok": false} answers (steps 5 and 7).
+IGNORED = "ignored: not the default branch"
+ALREADY_APPLIED = "ignored: delivery already applied"
+MAX_AFTER = 256  # characters: the new version, within project.version's limit (contract §1.1, §6.7)
 
 
 # --- signature header (step 1) -----------------------------------------------------------------
@@ -67,6 +77,30 @@ def signature_digest(value: str) -> bytes | None:
     if not _HEX_SHA256.fullmatch(value):
         return None
     return bytes.fromhex(value)
+
+
+# --- delivery id (step 7) ----------------------------------------------------------------------
+def delivery_id(headers: Any) -> str | None:
+    """The push's delivery id, or None when it carries none (it is then applied as before).
+
+    An empty header counts as absent, like an empty signature header. A value that is not 1 … 128
+    printable ASCII characters is a 400 naming the header (nothing is stored or changed).
+    """
+    if not isinstance(headers, dict):
+        return None
+    for name in DELIVERY_HEADERS:
+        value = headers.get(name)
+        if isinstance(value, str) and value.strip():
+            value = value.strip()
+            if not _DELIVERY.fullmatch(value):
+                raise bad_request(f"invalid header '{_title(name)}': must be 1 … {MAX_DELIVERY} printable ASCII "
+                                  "characters without spaces")
+            return value
+    return None
+
+
+def _title(header: str) -> str:
+    return "-".join("GitHub" if part == "github" else part.title() for part in header.split("-"))
 
 
 # --- body (step 2) -----------------------------------------------------------------------------
@@ -110,8 +144,8 @@ class Push:
         return isinstance(self.ref, str) and any(self.ref == f"refs/heads/{b}" for b in self.default_branches)
 
     def version(self) -> str:
-        if not _storable(self.after):
-            raise bad_request("invalid field 'after': must be a non-empty string")
+        if not _storable(self.after) or len(self.after) > MAX_AFTER:
+            raise bad_request(f"invalid field 'after': must be a non-empty string of at most {MAX_AFTER} characters")
         return self.after
 
 
@@ -160,8 +194,15 @@ class PushPayload(BaseModel):
 
     repository: PushRepository
     ref: Any = Field(None, description="refs/heads/<default branch> updates; anything else is ignored (200 ok false)")
-    after: Any = Field(None, description="the pushed commit: the projects' new version (a non-empty string, "
-                                         "required when the push is applied)")
+    after: Any = Field(None, description="the pushed commit: the projects' new version (a non-empty string of at "
+                                         f"most {MAX_AFTER} characters, required when the push is applied)",
+                       json_schema_extra={"minLength": 1, "maxLength": MAX_AFTER})
 
 
 SIGNATURE_HEADER_NAMES = tuple(name.title() for name, _provider in SIGNATURE_HEADERS)
+DELIVERY_HEADER_DOCS = tuple(
+    (_title(name), f"(optional) the delivery id, 1 … {MAX_DELIVERY} printable ASCII characters; the first present "
+                   "of X-GitHub-Delivery, X-Gitea-Delivery, X-Gogs-Delivery is used. A delivery already applied to "
+                   "a project within 7 days is not applied to it again (200 ok false 'ignored: delivery already "
+                   "applied'); a push without one is applied as before")
+    for name in DELIVERY_HEADERS)

@@ -4,6 +4,11 @@ Authenticated by an HMAC-SHA256 signature of the raw body, keyed with each proje
 ``webhook_secret``, not by a session or worker headers (worker headers, if sent, must still be
 valid: the endpoint decorator resolves them first, §2). A signed push to the default branch sets
 ``version`` of the projects whose secret signed it; workers then see it in ``task.project.version``.
+
+Replays (step 7): a push naming a delivery id (``X-GitHub-Delivery``, ``X-Gitea-Delivery``,
+``X-Gogs-Delivery``) is applied to each project at most once within 7 days. The id is not covered by
+the signature, so this stops the re-sending of a captured request as it was, not a replay whose
+sender strips the header (a push without an id is applied as before, as the contract requires).
 """
 
 from __future__ import annotations
@@ -14,8 +19,6 @@ import hmac
 from services.git_svc import messages, store
 from tracker.errors import envelope, forbidden, not_found, ok, reply, unauthorized
 from tracker.service import endpoint
-
-IGNORED = "ignored: not the default branch"
 
 
 def signed_by(secret: str, body: bytes, claimed: bytes | None) -> bool:
@@ -54,7 +57,14 @@ class GitService:
             raise forbidden("Signature does not match")
         # 5. only the default branch counts
         if not push.on_default_branch:
-            return reply(200, envelope(False, message=IGNORED))
+            return reply(200, envelope(False, message=messages.IGNORED))
         # 6. the new version
-        store.set_version(conn, affected, push.version())
+        version = push.version()
+        # 7. a delivery already applied to a project within 7 days changes nothing there
+        delivery = messages.delivery_id(params.get("headers"))
+        if delivery is not None:
+            affected = store.claim_delivery(conn, affected, delivery)
+            if not affected:
+                return reply(200, envelope(False, message=messages.ALREADY_APPLIED))
+        store.set_version(conn, affected, version)
         return ok()

@@ -1,17 +1,39 @@
-"""SQL of git_svc: reads ``project`` (id, git_repo, webhook_secret) and writes only ``project.version``.
+"""SQL of git_svc: reads ``project`` (id, git_repo, webhook_secret), writes ``project.version`` and
+its own ``webhook_delivery``.
 
 ``project`` is otherwise project_svc's table. The webhook is the one exception to "one writer per
 table": git_svc updates the ``version`` column of the projects a signed push names, and nothing
-else — no other column of ``project``, no other table.
+else of ``project``. ``webhook_delivery`` remembers which delivery ids were applied to which
+project in the last 7 days, so a replayed push is not applied twice (contract §6.7 step 7).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, func, select, text, update
 
 from tracker.schema import project
+
+DELIVERY_MEMORY = "7 days"  # contract §6.7: a delivery applied within 7 days is not applied again
+PRUNE_BATCH = 1000  # old rows deleted per delivery-carrying push: more than any push can add
+
+# Rows older than the memory are stale; a batch of them goes with each delivery-carrying push. SKIP
+# LOCKED: concurrent pushes never wait for (or deadlock on) each other's pruning.
+_PRUNE = text(f"""
+    DELETE FROM webhook_delivery WHERE ctid IN (
+        SELECT ctid FROM webhook_delivery WHERE received < now() - interval '{DELIVERY_MEMORY}'
+        ORDER BY received LIMIT {PRUNE_BATCH} FOR UPDATE SKIP LOCKED)""")
+
+# The projects this delivery is new to: inserted now, or remembered from longer ago than the memory
+# (then refreshed). A row inserted by a concurrent transaction makes this one wait for its outcome,
+# so two simultaneous copies of one delivery apply once.
+_CLAIM = text(f"""
+    INSERT INTO webhook_delivery (project_id, delivery)
+    SELECT unnest(CAST(:projects AS bigint[])), :delivery
+    ON CONFLICT (project_id, delivery) DO UPDATE SET received = now()
+        WHERE webhook_delivery.received < now() - interval '{DELIVERY_MEMORY}'
+    RETURNING project_id""")
 
 
 def projects_for_repo(conn: Connection, full_name: str) -> Sequence[Row]:
@@ -25,3 +47,13 @@ def projects_for_repo(conn: Connection, full_name: str) -> Sequence[Row]:
 
 def set_version(conn: Connection, project_ids: Sequence[int], version: str) -> None:
     conn.execute(update(project).where(project.c.id.in_(list(project_ids))).values(version=version))
+
+
+def claim_delivery(conn: Connection, project_ids: Sequence[int], delivery: str) -> list[int]:
+    """Record ``delivery`` for the projects; returns those it had not been applied to within the memory.
+
+    Runs in the transaction that then sets their version, so the record and the effect commit together.
+    """
+    conn.execute(_PRUNE)
+    fresh = conn.execute(_CLAIM, {"projects": list(project_ids), "delivery": delivery}).scalars().all()
+    return sorted(fresh)

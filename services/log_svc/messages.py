@@ -6,14 +6,16 @@ from typing import Annotated
 
 from pydantic import Field
 
-from tracker.fields import INT63_MAX, Message, NonEmptyText
+from tracker.fields import INT63_MAX, Message, text
 
 Timestamp = Annotated[int, Field(ge=1, le=INT63_MAX)]
+Scope = text(256, non_empty=True)  # characters (contract §1.1)
+LogText = text(65536, non_empty=True)
 
 
 class WorkerLog(Message):
-    scope: NonEmptyText
-    message: NonEmptyText
+    scope: Scope
+    message: LogText
     timestamp: Timestamp
 
 

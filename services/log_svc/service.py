@@ -7,6 +7,7 @@ import logging
 
 from services.log_svc import store
 from tracker.errors import ok
+from tracker.logtext import one_line
 from tracker.service import endpoint
 from tracker.settings import get_settings
 
@@ -22,7 +23,10 @@ class LogService:
         worker = ident.require_worker()
         data = json.dumps({"scope": params["scope"], "worker": worker})
         store.add(conn, level, params["message"], params["timestamp"], data)
-        worker_log.log(_PY_LEVEL[level], "worker=%d scope=%s %s", worker, params["scope"], params["message"])
+        # One line whatever the worker sent: its newlines and escape sequences are escaped (§6.6).
+        if worker_log.isEnabledFor(_PY_LEVEL[level]):
+            worker_log.log(_PY_LEVEL[level], "worker=%d scope=%s %s", worker, one_line(params["scope"]),
+                           one_line(params["message"]))
         return ok()
 
     @endpoint

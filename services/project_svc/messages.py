@@ -6,19 +6,27 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from tracker.fields import INT63_MAX, Id, Message, NonEmptyText, Rate, Text
+from tracker.fields import INT63_MAX, Id, Message, Rate, text
 from tracker.routing import QueryParam
 
 Priority = Annotated[int, Field(ge=0, le=(1 << 31) - 1)]
 Chain = Annotated[int, Field(ge=0, le=INT63_MAX)]
+# Length limits of contract §1.1, in characters.
+Name = text(256, non_empty=True)
+CloneUrl = text(2048)
+GitRepo = text(512)
+Version = text(256)
+Motd = text(4096)
+Secret = text(65536)
+WebhookSecret = text(1024, min_chars=8)
 
 
 class CreateProject(Message):
-    name: NonEmptyText
-    clone_url: Text = ""
-    git_repo: Text = ""
-    version: Text = ""
-    motd: Text = ""
+    name: Name
+    clone_url: CloneUrl = ""
+    git_repo: GitRepo = ""
+    version: Version = ""
+    motd: Motd = ""
     priority: Priority = 0
     public: bool = False
     hidden: bool = False
@@ -37,11 +45,11 @@ class UpdateProject(Message):
     """Partial: only the fields given change; the merged result is validated by the service."""
 
     partial = True
-    name: NonEmptyText | None = None
-    clone_url: Text | None = None
-    git_repo: Text | None = None
-    version: Text | None = None
-    motd: Text | None = None
+    name: Name | None = None
+    clone_url: CloneUrl | None = None
+    git_repo: GitRepo | None = None
+    version: Version | None = None
+    motd: Motd | None = None
     priority: Priority | None = None
     public: bool | None = None
     hidden: bool | None = None
@@ -69,11 +77,11 @@ class SetRole(Message):
 
 
 class SetSecret(Message):
-    secret: Text
+    secret: Secret
 
 
 class SetWebhookSecret(Message):
-    webhook_secret: NonEmptyText
+    webhook_secret: WebhookSecret
 
 
 UNIX_TIME = (1, (1 << 31) - 1)

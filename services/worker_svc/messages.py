@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from tracker.fields import Id, Message, NonEmptyText, Text
+from tracker.fields import Id, Message, text
 
 RESERVED_ALIAS = "unassigned"  # the assignee report's name for tasks nobody holds
+
+
+MAX_ALIAS = 256  # characters (contract §1.1)
+Alias = text(MAX_ALIAS)
+NonEmptyAlias = text(MAX_ALIAS, non_empty=True)
 
 
 def _not_reserved(alias: str) -> str:
@@ -16,13 +21,13 @@ def _not_reserved(alias: str) -> str:
 
 
 class CreateWorker(Message):
-    alias: Text = ""
+    alias: Alias = ""
 
     _alias = field_validator("alias")(_not_reserved)
 
 
 class UpdateWorker(Message):
-    alias: NonEmptyText
+    alias: NonEmptyAlias
 
     _alias = field_validator("alias")(_not_reserved)
 

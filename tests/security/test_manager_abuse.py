@@ -57,7 +57,7 @@ ROUTES = {
     "secret_post": (SECRET, lambda t, me: ("POST", f"/project/secret/{t.pid}", {"secret": "pwned"})),
     "webhook_secret_get": (SECRET, lambda t, me: ("GET", f"/project/webhook_secret/{t.pid}", None)),
     "webhook_secret_post": (SECRET, lambda t, me: ("POST", f"/project/webhook_secret/{t.pid}",
-                                                   {"webhook_secret": "pwned"})),
+                                                   {"webhook_secret": "pwned-hook"})),
     "reset_failed_tasks": (MAINTENANCE, lambda t, me: ("POST", f"/project/reset_failed_tasks/{t.pid}", None)),
     "hard_reset": (MAINTENANCE, lambda t, me: ("POST", f"/project/hard_reset/{t.pid}", None)),
     "reclaim_assigned_tasks": (MAINTENANCE, lambda t, me: ("POST", f"/project/reclaim_assigned_tasks/{t.pid}",
