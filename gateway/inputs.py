@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import types
 import typing
 from dataclasses import dataclass
 from functools import cache
@@ -182,16 +183,99 @@ def fold_keys(model: type[Message], data: dict) -> dict:
     return data
 
 
-def _wording(err: dict) -> str:
-    """The rule an error breaks, in the words of the contract's messages ("must be …")."""
+_POWERS = {(1 << k) + d: f"{sign}2^{k}{tail}" for k in (31, 32, 63, 64)
+           for d, sign, tail in ((-1, "", "−1"), (0, "", ""))} | {-(1 << 63): "−2^63", -(1 << 31): "−2^31"}
+
+
+def _number(value: float) -> str:
+    return _POWERS.get(value, f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def _field_info(model: type[Message], loc: tuple) -> Any:
+    """The FieldInfo an error location names (list indices skipped), or None."""
+    info = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None or part not in model.model_fields:
+            return None
+        info = model.model_fields[part]
+        annotation = info.annotation
+        inner = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else annotation
+        model = inner if isinstance(inner, type) and issubclass(inner, Message) else None
+    return info
+
+
+def _unwrap(info: Any) -> tuple[Any, list]:
+    """A field's base type and every constraint on it, through ``X | None`` and nested Annotated."""
+    annotation, metadata = getattr(info, "annotation", None), list(getattr(info, "metadata", ()))
+    while True:
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+            annotation = next(arg for arg in args if arg is not type(None))
+        elif typing.get_origin(annotation) is typing.Annotated:
+            annotation = args[0]
+            for extra in args[1:]:
+                metadata.extend(getattr(extra, "metadata", None) or [extra])
+        else:
+            return annotation, metadata
+
+
+def _range(metadata: list) -> str:
+    """``LO … HI`` (or ``≥ LO`` / ``≤ HI``) from a field's bounds, '' without any."""
+    lo = next((m.ge for m in metadata if getattr(m, "ge", None) is not None), None)
+    hi = next((m.le for m in metadata if getattr(m, "le", None) is not None), None)
+    if lo is not None and hi is not None:
+        return f" in {_number(lo)} … {_number(hi)}"
+    if lo is not None:
+        return f" ≥ {_number(lo)}"
+    return f" ≤ {_number(hi)}" if hi is not None else ""
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _wording(err: dict, model: type[Message]) -> str:
+    """The rule an error breaks, in plain words for its type — strings in characters, lists in
+    items, numbers with their range — never a validation library's phrase (contract §1.4)."""
     kind, ctx = err["type"], err.get("ctx") or {}
+    base, metadata = _unwrap(_field_info(model, err["loc"]))
     if kind == "missing":
         return "required"
-    if kind == "string_too_long":
-        return f"must be at most {ctx['max_length']} characters"
-    if kind == "string_too_short":
-        return f"must be at least {ctx['min_length']} characters"
-    return str(err["msg"]).removeprefix("Value error, ")
+    if kind in ("value_error", "assertion_error"):
+        return str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind.startswith("int_") or (kind in _BOUND_ERRORS and base is int):
+        return "must be an integer" + _range(metadata)
+    if kind.startswith("float_") or kind == "finite_number" or kind in _BOUND_ERRORS:
+        return "must be a finite number" + _range(metadata)
+    if kind.startswith("bool_"):
+        return "must be true or false"
+    text = base is str or kind.startswith("string_")  # strings count characters, lists items
+    if kind in ("string_too_long", "too_long"):
+        limit = ctx["max_length"]
+        unit = "be at most " + _plural(limit, "character") if text else "have at most " + _plural(limit, "item")
+        return "must " + unit
+    if kind in ("string_too_short", "too_short"):
+        limit = ctx.get("min_length", 1)
+        if limit == 1:
+            return "must be a non-empty string" if text else "must be a non-empty list"
+        unit = "be at least " + _plural(limit, "character") if text else "have at least " + _plural(limit, "item")
+        return "must " + unit
+    if kind == "string_pattern_mismatch":
+        return "must not contain U+0000"
+    if kind.startswith("string_"):
+        return "must be a string"
+    if kind == "list_type":
+        return "must be a list"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "must be a JSON object"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', 'the listed values')}"
+    return "is not valid"
+
+
+_BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
 
 
 def validate_body(model: type[Message], data: dict) -> dict:
@@ -203,7 +287,7 @@ def validate_body(model: type[Message], data: dict) -> dict:
         message = model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors(include_url=False, include_input=False)[0]
-        text = _wording(err)
+        text = _wording(err, model)
         if not err["loc"]:
             raise bad_request(text) from None
         raise bad_request(f"invalid field '{_loc(err['loc'])}': {text}") from None
