@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-import httpx
+import httpcore
 
 from task_tracker_client.errors import (
     Conflict,
@@ -104,11 +105,15 @@ class Client:
         self.retry = retry or RetryPolicy()
         self.stats = ClientStats()
         self._sleep = sleep
-        headers = {"User-Agent": "task-tracker-client/0.1"}
+        headers = [(b"User-Agent", b"task-tracker-client/0.1"), (b"Accept", b"application/json")]
         if worker_id is not None and secret is not None:
-            headers.update({"X-Worker-ID": str(worker_id), "X-Secret": secret})
-        limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
-        self._http = httpx.Client(headers=headers, limits=limits, timeout=httpx.Timeout(timeout, connect=10.0))
+            headers += [(b"X-Worker-ID", str(worker_id).encode()), (b"X-Secret", secret.encode())]
+        self._headers = headers
+        # httpcore is the connection layer httpx is built on (same project, installed with httpx).
+        # The client talks to it directly: httpx's request/response model cost twice the CPU per
+        # request (measured 274 vs 147 µs), and a worker fleet's client shares the machine.
+        self._http = httpcore.ConnectionPool(max_connections=pool_size, max_keepalive_connections=pool_size,
+                                             keepalive_expiry=30.0)
 
     # --- identity -------------------------------------------------------------------------------------
     @classmethod
@@ -162,29 +167,33 @@ class Client:
         unreachable or 5xx through every attempt.
         """
         url = self.url + path
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        if params:
+            url += "?" + urlencode(params)
+        headers = self._headers
+        if idempotency_key:
+            headers = [*headers, (b"Idempotency-Key", idempotency_key.encode())]
         content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         if content is not None:
-            headers = {**(headers or {}), "Content-Type": "application/json"}
-        timeout = httpx.Timeout(read_timeout, connect=10.0) if read_timeout else httpx.USE_CLIENT_DEFAULT
+            headers = [*headers, (b"Content-Type", b"application/json"), (b"Content-Length", b"%d" % len(content))]
+        read = float(read_timeout or self.timeout)
+        extensions = {"timeout": {"connect": 10.0, "read": read, "write": read, "pool": read}}
         policy = self.retry
         attempt = 0
         while True:
             self.stats.add(requests=1)
             try:
-                resp = self._http.request(method, url, content=content, params=params, headers=headers,
-                                          timeout=timeout)
-            except httpx.TransportError as exc:
+                resp = self._http.request(method, url, headers=headers, content=content, extensions=extensions)
+            except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.RemoteProtocolError) as exc:
                 if not retry or attempt + 1 >= policy.attempts:
                     raise Unavailable(0, f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
                 self._backoff(attempt)
                 attempt += 1
                 continue
-            status = resp.status_code
-            doc = _envelope(resp)
+            status = resp.status
+            doc = _envelope(status, resp.content)
             if status < 400:
                 return doc
-            message = str(doc.get("message") or resp.reason_phrase or "error")
+            message = str(doc.get("message") or f"HTTP {status}")
             if status in RETRY_STATUSES and retry and attempt + 1 < policy.attempts:
                 self._backoff(attempt)
                 attempt += 1
@@ -376,15 +385,15 @@ def chunked(items: Iterable[dict], size: int) -> Iterator[list[dict]]:
         yield batch
 
 
-def _envelope(resp: httpx.Response) -> dict:
+def _envelope(status: int, content: bytes) -> dict:
     """The JSON envelope, or a synthetic one for empty (204) and non-JSON (original 404) bodies."""
-    if not resp.content:
-        return {"ok": resp.status_code < 400}
+    if not content:
+        return {"ok": status < 400}
     try:
-        doc = json.loads(resp.content)
+        doc = json.loads(content)
     except ValueError:
-        return {"ok": False, "message": resp.text.strip()[:500] or resp.reason_phrase}
-    return doc if isinstance(doc, dict) else {"ok": resp.status_code < 400, "content": doc}
+        return {"ok": False, "message": content.decode("utf-8", "replace").strip()[:500] or f"HTTP {status}"}
+    return doc if isinstance(doc, dict) else {"ok": status < 400, "content": doc}
 
 
 __all__ = ["Client", "ClientStats", "RetryPolicy", "DEFAULT_URL", "new_key", "RateLimited", "TrackerError"]
