@@ -5,16 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-stamp=.venv/.installed-$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml client/pyproject.toml requirements.lock | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv with $("$PYTHON" --version)"
   "$PYTHON" -m venv .venv
 fi
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing pinned dependencies (requirements.lock)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[test]" 2>&1 \
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[test]" -e ./client 2>&1 \
     | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import tracker, gateway, nameko, falcon" # fail loudly if the install did not work
+  .venv/bin/python -c "import tracker, gateway, nameko, falcon, task_tracker_client" # fail loudly if the install did not work
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import psycopg
 import requests
 from kombu import Connection
@@ -139,6 +140,31 @@ class System:
         with psycopg.connect(self.db_url, autocommit=True) as conn:
             cur = conn.execute(query, args or None)
             return cur.fetchall() if cur.description else None
+
+
+# --- the processes of a running system (tests that kill one) ----------------------------------
+def _children(system: System) -> list[psutil.Process]:
+    return psutil.Process(system.proc.pid).children()
+
+
+def _cmdline(p: psutil.Process) -> list[str]:
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []
+
+
+def service_pids(system: System, name: str) -> list[int]:
+    """Pids of the replicas of service ``name`` started by ``tracker run``."""
+    return [p.pid for p in _children(system) if _cmdline(p)[-1:] == [name]]
+
+
+def gateway_worker_pids(system: System) -> list[int]:
+    """Pids of the gateway's gunicorn worker processes (children of the gunicorn master)."""
+    for p in _children(system):
+        if any("gunicorn" in part for part in _cmdline(p)):
+            return [c.pid for c in p.children()]
+    return []
 
 
 # --- assertions shared by the end-to-end tests ------------------------------------------------

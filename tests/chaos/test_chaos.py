@@ -34,11 +34,10 @@ import zlib
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
-import psutil
 import pytest
 import requests
 
-from tests.harness import Api
+from tests.harness import Api, gateway_worker_pids, service_pids
 
 WORKERS = int(os.environ.get("TT_CHAOS_WORKERS", "16"))
 BULKS = int(os.environ.get("TT_CHAOS_BULKS", "100"))
@@ -234,28 +233,6 @@ def submitter_loop(run: Run, sub: Api) -> None:
 
 
 # --- chaos ---------------------------------------------------------------------------------------
-def _children(system) -> list[psutil.Process]:
-    return psutil.Process(system.proc.pid).children()
-
-
-def _cmdline(p: psutil.Process) -> list[str]:
-    try:
-        return p.cmdline()
-    except psutil.Error:
-        return []
-
-
-def service_pids(system, name: str) -> list[int]:
-    return [p.pid for p in _children(system) if _cmdline(p)[-1:] == [name]]
-
-
-def gateway_worker_pids(system) -> list[int]:
-    for p in _children(system):
-        if any("gunicorn" in part for part in _cmdline(p)):
-            return [c.pid for c in p.children()]
-    return []
-
-
 def recovered(stack) -> str | None:
     """None when the tracker is whole again: /readyz 200, every service consumed by all its replicas,
     every gateway worker up. Otherwise what is missing."""
