@@ -83,13 +83,28 @@ def verify_password(stored: str | None, password: str) -> bool:
         return False
 
 
+@cache
+def _hash_slots():
+    """How many password hashes one service process runs at once (TT_PASSWORD_HASH_CONCURRENCY).
+
+    Each argon2 hash holds its memory cost (19 MiB by default) for its whole run; unbounded, a
+    login flood had every RPC worker of the process hashing at once (a review measured +95 MB).
+    Callers beyond the bound wait their turn as sleeping greenthreads, holding no hash memory.
+    """
+    from eventlet.semaphore import Semaphore
+
+    return Semaphore(get_settings().password_hash_concurrency)
+
+
 def offload(fn, *args):
-    """Run CPU-heavy work (argon2) off the eventlet hub when inside a service, inline elsewhere."""
+    """Run CPU-heavy work (argon2) off the eventlet hub when inside a service, inline elsewhere;
+    at most TT_PASSWORD_HASH_CONCURRENCY at a time per process."""
     import sys
 
     if "eventlet" in sys.modules:
         from eventlet import patcher, tpool
 
         if patcher.is_monkey_patched("thread"):
-            return tpool.execute(fn, *args)
+            with _hash_slots():
+                return tpool.execute(fn, *args)
     return fn(*args)
