@@ -76,14 +76,14 @@ class ManagerService:
         ident.require_admin()
         if params["id"] == ident.manager_id:
             raise ApiError(403, "You cannot change your own admin status")
-        # Admin changes run one at a time; what was read before the lock is read again after it:
-        # two admins demoting each other at once are serialised, and the second one finds itself
-        # no longer admin, or its target the last admin.
+        # Admin changes run one at a time; what was read before the lock is read again after it.
+        # Of two admins demoting each other at once, the second finds its target the last admin
+        # (409); a caller demoted meanwhile by a third admin is no longer one (403).
         store.lock_admins(conn)
-        if not store.is_admin(conn, ident.manager_id):
-            raise ApiError(403, "Tracker admin required")
         if not admin and store.is_admin(conn, params["id"]) and store.admin_count(conn) <= 1:
             raise conflict("The tracker must keep at least one admin")
+        if not store.is_admin(conn, ident.manager_id):
+            raise ApiError(403, "Tracker admin required")
         store.set_admin(conn, params["id"], admin)
         return ok(status=204)
 

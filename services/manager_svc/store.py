@@ -10,7 +10,7 @@ from tracker.schema import manager, manager_session
 
 PUBLIC = (manager.c.id, manager.c.username, manager.c.tracker_admin, manager.c.register_time)
 _FIRST_ADMIN_LOCK = 0x7474_0001  # serialises registrations so exactly one first admin exists
-_ADMIN_CHANGE_LOCK = 0x7474_0003  # serialises promotions and demotions, so one admin always remains
+ADMIN_CHANGE_LOCK = 0x7474_0003  # serialises promotions and demotions, so one admin always remains
 MAX_SESSIONS = 50  # live sessions per manager (contract §2); a login beyond ends the oldest
 
 
@@ -68,7 +68,7 @@ def list_all(conn: Connection) -> list[dict]:
 
 
 def lock_admins(conn: Connection) -> None:
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADMIN_CHANGE_LOCK})
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADMIN_CHANGE_LOCK})
 
 
 def is_admin(conn: Connection, manager_id: int) -> bool:
