@@ -90,10 +90,17 @@ def _hash_slots():
     Each argon2 hash holds its memory cost (19 MiB by default) for its whole run; unbounded, a
     login flood had every RPC worker of the process hashing at once (a review measured +95 MB).
     Callers beyond the bound wait their turn as sleeping greenthreads, holding no hash memory.
+
+    eventlet's thread pool is sized to the same bound (it is used for nothing else here): glibc
+    keeps a freed argon2 block in the arena of the thread that hashed, so with the default 20
+    threads taking turns a process kept ~20 blocks (measured: 87 → 468 MiB under a flood).
     """
+    from eventlet import tpool
     from eventlet.semaphore import Semaphore
 
-    return Semaphore(get_settings().password_hash_concurrency)
+    slots = get_settings().password_hash_concurrency
+    tpool.set_num_threads(slots)  # effective before the pool's first use, which is offload's
+    return Semaphore(slots)
 
 
 def offload(fn, *args):

@@ -28,12 +28,14 @@ PRUNE_BATCH = 100
 _LOCK_SPACE = 0x7474_0002  # advisory lock key space of the throttle subjects (two-int form)
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:space, hashtext(:subject))")
-# The event that must leave the window before the count drops below the limit: with the newest
-# first, the limit-th one. Its time left in the window is the delay; no row: under the limit.
+# For each subject, the event that must leave the window before the count drops below the limit:
+# with the newest first, the limit-th one; its time left in the window is that subject's delay.
+# The longest delay over the subjects, or NULL when every one of them admits now.
 _DELAY = text(
-    "SELECT greatest(extract(epoch FROM at + make_interval(secs => :window) - clock_timestamp()), 0.001)"
-    " FROM throttle_event WHERE subject = :subject AND at > clock_timestamp() - make_interval(secs => :window)"
-    " ORDER BY at DESC OFFSET :skip LIMIT 1"
+    "SELECT max(greatest(extract(epoch FROM x.at + make_interval(secs => :window) - clock_timestamp()), 0.001))"
+    " FROM unnest(CAST(:subjects AS text[]), CAST(:skips AS int[])) AS l(subject, skip)"
+    " CROSS JOIN LATERAL (SELECT e.at FROM throttle_event e WHERE e.subject = l.subject"
+    " AND e.at > clock_timestamp() - make_interval(secs => :window) ORDER BY e.at DESC OFFSET l.skip LIMIT 1) x"
 )
 _RECORD = text("INSERT INTO throttle_event (subject) SELECT unnest(CAST(:subjects AS text[])) RETURNING id")
 _PRUNE = text(
@@ -53,27 +55,34 @@ def subject(kind: str, *parts: str) -> str:
     return f"{kind}:{digest(chr(0).join(parts))}"
 
 
-def delay(conn: Connection, limit: Limit) -> float | None:
-    """Seconds until ``limit`` admits again, or None if it admits now."""
-    row = conn.execute(_DELAY, {"subject": limit.subject, "window": WINDOW, "skip": limit.limit - 1}).first()
-    return None if row is None else float(row[0])
+def delay(conn: Connection, limits: Sequence[Limit]) -> float | None:
+    """Seconds until every one of ``limits`` admits again, or None if they all admit now."""
+    params = {"subjects": [lim.subject for lim in limits], "skips": [lim.limit - 1 for lim in limits],
+              "window": WINDOW}
+    wait = conn.execute(_DELAY, params).scalar()
+    return None if wait is None else float(wait)
 
 
 def admit(conn: Connection, limits: Sequence[Limit], message: str) -> list[int]:
     """Record one event for each limited subject and return their ids, or raise 429 with
     ``rate_limit_delay`` (the longest wait among the exhausted limits) and record nothing.
 
-    The subjects stay locked until the caller's transaction ends, so concurrent callers of one
-    subject are counted one after the other and a limit is never overshot.
+    A refusal takes one read and no lock (events are only added under the lock, so a count at the
+    limit stays there until the window moves): a flood of throttled attempts does not queue. An
+    admission locks its subjects until the caller's transaction ends and counts again, so
+    concurrent callers of one subject are counted one after the other and a limit is never
+    overshot.
     """
     active = sorted((lim for lim in limits if lim.limit > 0), key=lambda lim: lim.subject)
     if not active:
         return []
-    for lim in active:
-        conn.execute(_LOCK, {"space": _LOCK_SPACE, "subject": lim.subject})
-    waits = [wait for wait in (delay(conn, lim) for lim in active) if wait is not None]
-    if waits:
-        raise ApiError(429, message, rate_limit_delay=round(max(waits), 3) or 0.001)
+    wait = delay(conn, active)
+    if wait is None:
+        for lim in active:
+            conn.execute(_LOCK, {"space": _LOCK_SPACE, "subject": lim.subject})
+        wait = delay(conn, active)
+    if wait is not None:
+        raise ApiError(429, message, rate_limit_delay=round(wait, 3) or 0.001)
     ids = list(conn.execute(_RECORD, {"subjects": [lim.subject for lim in active]}).scalars())
     conn.execute(_PRUNE, {"window": WINDOW, "batch": PRUNE_BATCH})
     return ids
