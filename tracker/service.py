@@ -330,8 +330,9 @@ def stepwise_endpoint(handler: Callable[[Any, dict, dict], dict]) -> Any:
     must commit in steps: a login commits its throttle event before it hashes the password, so
     concurrent attempts count each other and no database connection is held while hashing.
 
-    No identity is resolved and no reply is stored (use ``endpoint`` for that). As with
-    ``endpoint``, an ApiError becomes its reply and a database outage a 503.
+    No reply is stored (use ``endpoint`` for that), and the handler resolves the caller's identity
+    itself (tracker.identity.identify) in its first transaction. As with ``endpoint``, an
+    ApiError becomes its reply and a database outage a 503.
     """
 
     @functools.wraps(handler)

@@ -7,6 +7,7 @@ from tracker import throttle
 from tracker.db import transaction
 from tracker.errors import ApiError, conflict, not_found, ok, unauthorized
 from tracker.hashing import hash_password, offload, verify_password
+from tracker.identity import identify
 from tracker.service import endpoint, stepwise_endpoint
 from tracker.settings import get_settings
 
@@ -41,6 +42,7 @@ class ManagerService:
         connection; 3. on success, take the failure back, clear the pair and open the session."""
         pair, limits = login_limits(params.get("client", ""), params["username"])
         with transaction() as conn:
+            identify(conn, caller)  # worker headers, if sent, must be valid (401, contract §2)
             attempt = throttle.admit(conn, limits, TOO_MANY_FAILURES)
             row = store.by_username(conn, params["username"])
         if not offload(verify_password, row.password_hash if row else None, params["password"]):
