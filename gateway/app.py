@@ -13,6 +13,7 @@ from gateway.openapi import OpenApiResource
 from gateway.ops import Health, Index, Ready
 from gateway.routes import Dispatcher, send, wire
 from gateway.rpc import RpcClient
+from gateway.security import SecurityHeaders
 from tracker.errors import envelope
 from tracker.logtext import one_line
 from tracker.plugins import discover
@@ -59,7 +60,7 @@ def create_app() -> falcon.App:
     logging.basicConfig(level=os.environ.get("TT_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     dispatcher = Dispatcher(settings, RpcClient(settings))
-    app = falcon.App(middleware=[RequestMetrics(), Cors()])
+    app = falcon.App(middleware=[SecurityHeaders(), RequestMetrics(), Cors()])
     app.req_options.auto_parse_qs_csv = False
     app.add_route("/", Index(dispatcher))
     app.add_route("/healthz", Health())

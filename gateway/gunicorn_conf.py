@@ -23,13 +23,16 @@ from gunicorn import util  # noqa: E402
 from gunicorn.http import wsgi  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402 - after the directory is chosen
 
+from gateway.security import SECURITY_HEADERS  # noqa: E402
+
 
 def _write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn answers requests it cannot parse (a raw non-ASCII request line, a NUL in a
     header) itself, with an HTML page; every answer of this API is a JSON envelope (§1.3)."""
     body = json.dumps({"ok": False, "message": f"{reason}: {mesg}"}).encode("ascii")
+    security = "".join(f"{name}: {value}\r\n" for name, value in SECURITY_HEADERS.items())
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+            f"{security}Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
     util.write_nonblock(sock, head + body)
 
 

@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from gateway import routes as dispatch
+from gateway.security import CROSS_ORIGIN_MESSAGE, SECURITY_HEADERS
 from tracker import __version__, fields
 from tracker.fields import INT63_MAX, Message
 from tracker.plugins import Plugin, discover
@@ -70,6 +71,13 @@ STATUS_TEXT = {
     429: "Rate limited: retry after `rate_limit_delay` seconds",
     503: "A backend (broker, service, database) did not answer in time",
 }
+# Statuses whose meaning on some routes needs more than the common text.
+GUARDED_403 = (f"Authenticated but not permitted; or `{CROSS_ORIGIN_MESSAGE}` (cross-origin refusal, answered right "
+               "after the route match, before any other check, changing nothing)")
+CROSS_ORIGIN = (f"Cross-origin refusal (contract §2): **403** `{CROSS_ORIGIN_MESSAGE}`, before any other check, when "
+                "`Sec-Fetch-Site` is present and not `same-origin` or `none`, or `Origin` is present and neither the "
+                "request's own origin (scheme, host, port) nor a configured public origin (`TT_PUBLIC_ORIGINS`). "
+                "Requests with neither header are not affected.")
 
 # Validators of tracker.fields, as JSON Schema (services' validators: their module's OPENAPI_RULES).
 FIELD_RULES: dict[Any, dict] = {
@@ -199,15 +207,20 @@ def _json(schema: dict, description: str, headers: dict | None = None) -> dict:
     return out
 
 
-def _error(status: int, content: dict | None = None) -> dict:
+def _error(status: int, content: dict | None = None, description: str | None = None) -> dict:
     schema = {"$ref": COMPONENTS + ("RateLimited" if status == 429 else "Error")}
     if content is not None:
         schema = {"allOf": [schema], "required": ["content"], "properties": {"content": content}}
-    return _json(schema, STATUS_TEXT[status])
+    return _json(schema, description or STATUS_TEXT[status])
 
 
-SET_COOKIE = {"Set-Cookie": {"description": "the session cookie `tt` (Path=/; HttpOnly; SameSite=Lax)",
+SET_COOKIE = {"Set-Cookie": {"description": "the session cookie `tt` (Path=/; HttpOnly; SameSite=Strict; Secure when "
+                                            "the deployment serves TLS)",
                              "schema": {"type": "string"}}}
+# Every answer of the gateway carries these (gateway/security.py), errors included.
+RESPONSE_HEADERS = {name: {"description": "browser safety: sent on every answer", "required": True,
+                           "schema": {"type": "string", "enum": [value]}}
+                    for name, value in SECURITY_HEADERS.items()}
 EXPIRE_COOKIE = {"Set-Cookie": {"description": "expires the session cookie `tt`", "schema": {"type": "string"}}}
 
 
@@ -292,6 +305,11 @@ def _operation(plugin: str, route: Route, refs: dict, defs: dict) -> dict:
     op: dict[str, Any] = {"operationId": f"{plugin}.{route.rpc}", "tags": [plugin]}
     if route.summary:
         op["summary"] = route.summary
+    notes = [text for text in (route.description, CROSS_ORIGIN if route.guarded else None) if text]
+    if notes:
+        op["description"] = "\n\n".join(notes)
+    if route.guarded:
+        op["x-cross-origin-refused"] = True  # machine-readable: this operation refuses cross-origin requests
     params = _parameters(route)
     if params:
         op["parameters"] = params
@@ -300,9 +318,9 @@ def _operation(plugin: str, route: Route, refs: dict, defs: dict) -> dict:
         op["requestBody"] = body
     op["security"] = SECURITY[route.caller]
     responses = {str(route.status): _success(route, refs)}
-    for status in sorted(set(COMMON_ERRORS) | set(route.errors)):
+    for status in sorted(set(COMMON_ERRORS) | set(route.errors) | ({403} if route.guarded else set())):
         content = refs[route.unauthorized] if status == 401 and route.unauthorized else None
-        responses[str(status)] = _error(status, content)
+        responses[str(status)] = _error(status, content, GUARDED_403 if status == 403 and route.guarded else None)
     op["responses"] = responses
     return op
 
@@ -356,6 +374,10 @@ def build(plugins: dict[str, Plugin] | None = None) -> dict:
             raise RuntimeError(f"two routes declare {route.method} {route.path}")
         operations[method] = _operation(plugin, route, refs, defs)
     schemas = {**defs, "Error": ERROR, "RateLimited": RATE_LIMITED}
+    for operations in paths.values():
+        for operation in operations.values():
+            for response in operation["responses"].values():
+                response["headers"] = {**response.get("headers", {}), **copy.deepcopy(RESPONSE_HEADERS)}
     return {
         "openapi": OPENAPI_VERSION,
         "info": {

@@ -31,6 +31,7 @@ from gateway.inputs import (
 from gateway.longpoll import Waiters
 from gateway.metrics import count_tasks
 from gateway.rpc import RpcClient
+from gateway.security import ClientAddresses, OriginGuard
 from tracker.errors import ApiError
 from tracker.hashing import digest, new_session_token
 from tracker.plugins import Plugin
@@ -66,6 +67,8 @@ class Dispatcher:
         self.rpc = rpc
         self.waiters = Waiters(settings)
         self.coalescers: dict[tuple[str, str], Coalescer] = {}
+        self.origins = OriginGuard(settings.public_origins)
+        self.clients = ClientAddresses(settings.trusted_proxies)
 
     def check_credentials(self, req: falcon.Request) -> dict:
         """For routes without an RPC of their own: worker headers, if sent, must be valid."""
@@ -78,6 +81,8 @@ class Dispatcher:
 
     def handle(self, service: str, route: Route, req: falcon.Request, resp: falcon.Response, **path) -> None:
         try:
+            if route.guarded:  # right after the route match, before any other check (contract §2)
+                self.origins.check(req)
             answer, token = self._dispatch(service, route, req, path)
         except ApiError as exc:
             answer, token = exc.as_reply(), None
@@ -85,7 +90,7 @@ class Dispatcher:
         if route.session is Session.OPEN and token and answer["status"] == 200:
             resp.set_cookie(
                 SESSION_COOKIE, token, max_age=self.settings.session_lifetime, path="/",
-                http_only=True, secure=self.settings.secure_cookies, same_site="Lax",
+                http_only=True, secure=self.settings.secure_cookies, same_site="Strict",
             )
         elif route.session is Session.CLOSE and answer["status"] < 400:
             resp.unset_cookie(SESSION_COOKIE, path="/")
@@ -106,6 +111,8 @@ class Dispatcher:
         token = None
         if route.session is Session.CLOSE:
             params["session_digest"] = caller.get("session_digest")
+        if route.client_address:
+            params["client"] = self.clients.of(req)
         if route.session is Session.OPEN:
             token = new_session_token()
             params["new_session_digest"] = digest(token)

@@ -70,6 +70,11 @@ class System:
             "TT_ARGON2_MEMORY_KIB": "1024",
             # Many systems share the machine's PostgreSQL (100 connections): keep each one small.
             "TT_DB_POOL_SIZE": "4",
+            # Every test client is 127.0.0.1: the per-address abuse limits would count the whole
+            # suite as one client (contract §7: a test deployment raises or disables them).
+            # tests/security/test_review_limits.py starts a system of its own with them on.
+            "TT_LOGIN_FAILURES_PER_ADDRESS": "0",
+            "TT_WORKER_CREATIONS_PER_ADDRESS": "0",
             "PYTHONUNBUFFERED": "1",
             **env_overrides,
         }
@@ -226,7 +231,7 @@ class Api:
         base64.b64decode(w["secret"], validate=True)
         return api
 
-    def new_manager(self, username: str | None = None, password: str = "password123") -> Api:
+    def new_manager(self, username: str | None = None, password: str = "tt-test-password") -> Api:
         api = Api(self.base)
         username = username or "m" + uuid.uuid4().hex[:12]
         r = api.post("/register", {"username": username, "password": password})

@@ -16,7 +16,7 @@ from tests.test_conventions import FAR_ID, PAUSED, assert_error
 
 MANAGER_KEYS = {"id", "username", "tracker_admin", "register_time"}
 WORKER_KEYS = {"id", "created", "alias", "paused"}
-PASSWORD = "password123"
+PASSWORD = "tt-test-password"
 
 
 def username(prefix: str = "u") -> str:
@@ -73,7 +73,7 @@ def test_register_shape_and_cookie(api, system):
     assert before - 1 <= body["content"]["manager"]["register_time"] <= int(time.time()) + 1
     token, attrs = cookie_attributes(r)
     assert len(token) >= 22  # ≥ 128 bits of randomness, in any text encoding
-    assert "path=/" in attrs and "httponly" in attrs and "samesite=lax" in attrs
+    assert "path=/" in attrs and "httponly" in attrs and "samesite=strict" in attrs
     assert "secure" not in attrs  # the test system serves plain HTTP
     assert f"max-age={lifetime(system)}" in attrs  # 8 h unless configured
     account = with_cookie(api, token).get("/account")
@@ -145,7 +145,7 @@ def test_register_bad_password(api, password):
     assert_error(login(api, name, "whatever1"), 401)  # nothing was created
 
 
-@pytest.mark.parametrize("password", ["12345678", "p" * 128, "pässwörd"])
+@pytest.mark.parametrize("password", ["q7w-e8r9", "p" * 128, "pässwörd"])
 def test_register_password_bounds(api, password):
     name = username()
     assert register(api, name, password).status_code == 200
@@ -196,7 +196,7 @@ def test_login(api):
     assert r.status_code == 200, r.text
     assert r.json() == {"ok": True, "content": {"manager": registered}}
     token, attrs = cookie_attributes(r)
-    assert "path=/" in attrs and "httponly" in attrs and "samesite=lax" in attrs
+    assert "path=/" in attrs and "httponly" in attrs and "samesite=strict" in attrs
     assert with_cookie(api, token).get("/account").json()["content"]["manager"]["id"] == registered["id"]
 
 

@@ -182,11 +182,13 @@ def test_worker_and_account_bodies(doc, api, admin):
         {"alias": "unassigned"}, {"alias": 5}, {"alias": "a\u0000b"}, {"alias": ["w"]},
         {"alias": "a" * 256}, {"alias": "\U0001F600" * 256}, {"alias": "a" * 257},
     ])
+    # Only bodies whose fate the schema decides: a username's length and characters count after NFKC
+    # normalisation and a password must not be a common one (§6.2), which the document describes in words.
     agree(doc, Api(api.base), "/register", [
-        {"username": "ab", "password": "password123"}, {"username": "u" + uuid.uuid4().hex[:8]},
+        {"username": "u" + uuid.uuid4().hex[:8]},
         {"username": "u" + uuid.uuid4().hex[:8], "password": "short"},
-        {"username": "u" + uuid.uuid4().hex[:8], "password": "password123"},
-        {"username": "x" * 17, "password": "password123"}, {"username": None, "password": "password123"},
+        {"username": "u" + uuid.uuid4().hex[:8], "password": "tt-test-password"},
+        {"username": None, "password": "tt-test-password"},
     ])
     agree(doc, admin, "/worker/set_paused", [{"worker": 0, "paused": True}, {"worker": 1, "paused": 1},
                                              {"worker": (1 << 63) - 1, "paused": False}])
@@ -347,3 +349,38 @@ def test_live_answers_match_reply_schemas(system, doc, admin, make_project, gran
     assert body["content"]["stats"]
     check_answer(doc, "POST", "/task/submit", worker.post("/task/submit", {"project": project, "recipe": ""}))
     check_answer(doc, "POST", "/git/receivehook", anon.post("/git/receivehook", {"repository": {"full_name": "a/b"}}))
+
+
+def test_abuse_rules_are_documented(doc, api, admin):
+    """Review findings 3-6, 10: the 429s with rate_limit_delay, the cross-origin 403, the demotion 409,
+    SameSite=Strict and the browser safety headers are in the document, and live answers match it."""
+    def responses(method, path):
+        return doc["paths"][path][method]["responses"]
+
+    for path in ("/login", "/worker/create"):
+        op = doc["paths"][path]["post"]
+        assert op["responses"]["429"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/RateLimited"}
+        assert "429" in op["description"] and "rate_limit_delay" in op["description"]
+    assert "409" in responses("get", "/manager/demote/{id}")
+    assert "409" in doc["paths"]["/manager/demote/{id}"]["get"]["description"]
+    assert "403" in responses("get", "/logout")
+    assert "bits it holds" in doc["paths"]["/manager/set_role_for_project/{id}"]["post"]["description"]
+    assert "SameSite=Strict" in responses("post", "/login")["200"]["headers"]["Set-Cookie"]["description"]
+    for path, item in doc["paths"].items():
+        for op in item.values():
+            for status, response in op["responses"].items():
+                headers = response.get("headers", {})
+                assert headers.get("X-Content-Type-Options", {}).get("schema") == {"type": "string",
+                                                                                    "enum": ["nosniff"]}, (path, status)
+                assert headers["X-Frame-Options"]["schema"]["enum"] == ["DENY"]
+                assert headers["Content-Security-Policy"]["schema"]["enum"] == ["frame-ancestors 'none'"]
+    # A live 429 of /login (the per-pair default, 10 failures) and a live cross-origin 403 match their schemas.
+    m = Api(api.base).new_manager()
+    for _ in range(10):
+        assert Api(api.base).post("/login", {"username": m.username, "password": "wrong-password"}).status_code == 401
+    body = check_answer(doc, "POST", "/login", Api(api.base).post("/login", {"username": m.username,
+                                                                             "password": "tt-test-password"}))
+    assert body["rate_limit_delay"] > 0
+    r = admin.get(f"/manager/promote/{m.id}", headers={"Sec-Fetch-Site": "cross-site"})
+    assert check_answer(doc, "GET", "/manager/promote/{id}", r)["message"] == "Cross-origin request refused"

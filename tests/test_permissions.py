@@ -235,7 +235,8 @@ def _reject(pid, target):
 
 
 def _set_role(pid, target):
-    return "POST", f"/manager/set_role_for_project/{pid}", {"manager": target["manager"].id, "role": READ}
+    # A caller that is not an admin grants only bits it holds (§6.2): MANAGE_ACCESS itself.
+    return "POST", f"/manager/set_role_for_project/{pid}", {"manager": target["manager"].id, "role": MANAGE_ACCESS}
 
 
 def _get_hidden(pid, target):

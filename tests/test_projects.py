@@ -901,8 +901,11 @@ class TestSetRole:
         pid = make_project()
         m = manager_with_role(pid, MANAGE_ACCESS)
         other = api.new_manager()
-        assert_ok(m.post(f"/manager/set_role_for_project/{pid}", {"manager": other.id, "role": EDIT}))
-        assert self.roles(admin, pid)[other.id] == EDIT
+        assert_ok(m.post(f"/manager/set_role_for_project/{pid}", {"manager": other.id, "role": MANAGE_ACCESS}))
+        assert self.roles(admin, pid)[other.id] == MANAGE_ACCESS
+        # but only the bits it holds (§6.2; tests/security/test_review_manager.py has the rest)
+        assert_error(m.post(f"/manager/set_role_for_project/{pid}", {"manager": other.id, "role": EDIT}), 403)
+        assert self.roles(admin, pid)[other.id] == MANAGE_ACCESS
 
     def test_anonymous_401(self, api, make_project, admin):
         pid = make_project()

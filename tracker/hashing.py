@@ -83,13 +83,35 @@ def verify_password(stored: str | None, password: str) -> bool:
         return False
 
 
+@cache
+def _hash_slots():
+    """How many password hashes one service process runs at once (TT_PASSWORD_HASH_CONCURRENCY).
+
+    Each argon2 hash holds its memory cost (19 MiB by default) for its whole run; unbounded, a
+    login flood had every RPC worker of the process hashing at once (a review measured +95 MB).
+    Callers beyond the bound wait their turn as sleeping greenthreads, holding no hash memory.
+
+    eventlet's thread pool is sized to the same bound (it is used for nothing else here): glibc
+    keeps a freed argon2 block in the arena of the thread that hashed, so with the default 20
+    threads taking turns a process kept ~20 blocks (measured: 87 → 468 MiB under a flood).
+    """
+    from eventlet import tpool
+    from eventlet.semaphore import Semaphore
+
+    slots = get_settings().password_hash_concurrency
+    tpool.set_num_threads(slots)  # effective before the pool's first use, which is offload's
+    return Semaphore(slots)
+
+
 def offload(fn, *args):
-    """Run CPU-heavy work (argon2) off the eventlet hub when inside a service, inline elsewhere."""
+    """Run CPU-heavy work (argon2) off the eventlet hub when inside a service, inline elsewhere;
+    at most TT_PASSWORD_HASH_CONCURRENCY at a time per process."""
     import sys
 
     if "eventlet" in sys.modules:
         from eventlet import patcher, tpool
 
         if patcher.is_monkey_patched("thread"):
-            return tpool.execute(fn, *args)
+            with _hash_slots():
+                return tpool.execute(fn, *args)
     return fn(*args)

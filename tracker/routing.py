@@ -52,8 +52,15 @@ class Route:
     # The service's batch entrypoint for this route (tracker.service.batch_endpoint): concurrent
     # requests in one gateway process then travel together as one RPC (gateway/batching.py).
     batch: str | None = None
+    # Cross-origin refusal (contract §2). None: guarded iff a POST route a manager calls (so a new
+    # manager route is guarded unless it says otherwise); True/False: as declared (the GET routes
+    # that change state with a manager's cookie — /logout, promote, demote — and /logs, a read).
+    same_origin: bool | None = None
+    # The service gets the client address (``params["client"]``) that abuse limits count by.
+    client_address: bool = False
     summary: str = ""
     # --- OpenAPI only (gateway/openapi.py documents the route from these; no behaviour reads them) ---
+    description: str = ""  # what a client must know beyond the summary (limits, refusals)
     reply: type[BaseModel] | None = None  # shape of ``content`` of the success answer; None: no content
     status: int = 200  # the success status; 204 answers have no body
     # The route may also answer 200 {"ok": false, "message": …}, a negative answer that is not an error
@@ -66,3 +73,10 @@ class Route:
     # Optional request headers the service also reads, as (name, description) (the webhook's delivery ids).
     optional_headers: tuple[tuple[str, str], ...] = ()
     declined_messages: tuple[str, ...] = ()  # the messages of the ``declined`` answers, when the route lists them
+
+    @property
+    def guarded(self) -> bool:
+        """Refused with 403 when a browser says the request comes from another origin (§2)."""
+        if self.same_origin is not None:
+            return self.same_origin
+        return self.method == "POST" and self.caller is Caller.MANAGER

@@ -326,3 +326,33 @@ def batch_endpoint(**members: Member) -> Any:
 
     entry.__doc__ = batch_endpoint.__doc__
     return rpc(entry)
+
+
+def stepwise_endpoint(handler: Callable[[Any, dict, dict], dict]) -> Any:
+    """An RPC whose handler opens its own transactions (tracker.db.transaction), for work that
+    must commit in steps: a login commits its throttle event before it hashes the password, so
+    concurrent attempts count each other and no database connection is held while hashing.
+
+    No reply is stored (use ``endpoint`` for that), and the handler resolves the caller's identity
+    itself (tracker.identity.identify) in its first transaction. As with ``endpoint``, an
+    ApiError becomes its reply and a database outage a 503.
+    """
+
+    @functools.wraps(handler)
+    def entry(self, caller: dict | None = None, params: dict | None = None) -> dict:
+        caller, params = caller or {}, params or {}
+        if too_late(caller):
+            return UNAVAILABLE
+        try:
+            return handler(self, caller, params)
+        except ApiError as exc:
+            return exc.as_reply()
+        except (OperationalError, PendingRollbackError) as exc:
+            log.warning("database unavailable in %s: %s", handler.__name__, exc.__class__.__name__)
+            return UNAVAILABLE
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                return UNAVAILABLE
+            raise
+
+    return rpc(entry)

@@ -23,6 +23,11 @@ def _bool(name: str, default: bool) -> bool:
     return raw in {"1", "true", "yes", "on"}
 
 
+def _list(name: str) -> tuple[str, ...]:
+    """A comma-separated list; blanks around items and empty items are ignored."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -42,6 +47,13 @@ class Settings:
     monitoring_interval: float
     gateway_batching: bool
     monitoring_retention_hours: float
+    # Abuse limits (contract §6.2, §6.3, §7), each counted per 10 minutes; 0 = no limit.
+    login_failures_per_pair: int
+    login_failures_per_address: int
+    worker_creations_per_address: int
+    trusted_proxies: tuple[str, ...]  # addresses or CIDRs whose X-Forwarded-For is believed
+    public_origins: tuple[str, ...]  # origins the cross-origin guard accepts besides the request's own
+    password_hash_concurrency: int  # argon2 hashes in flight per service process
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -101,4 +113,10 @@ def get_settings() -> Settings:
         monitoring_interval=float(_env("TT_MONITORING_INTERVAL", "120")),
         gateway_batching=_bool("TT_GATEWAY_BATCHING", True),
         monitoring_retention_hours=float(_env("TT_MONITORING_RETENTION_HOURS", "400")),
+        login_failures_per_pair=int(_env("TT_LOGIN_FAILURES_PER_PAIR", "10")),
+        login_failures_per_address=int(_env("TT_LOGIN_FAILURES_PER_ADDRESS", "1000")),
+        worker_creations_per_address=int(_env("TT_WORKER_CREATIONS_PER_ADDRESS", "600")),
+        trusted_proxies=_list("TT_TRUSTED_PROXIES"),
+        public_origins=_list("TT_PUBLIC_ORIGINS"),
+        password_hash_concurrency=max(1, int(_env("TT_PASSWORD_HASH_CONCURRENCY", "2"))),
     )

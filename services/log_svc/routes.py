@@ -11,6 +11,6 @@ ROUTES = [
     *(Route("POST", f"/log/{name}", f"log_{name}", Caller.WORKER, body=WorkerLog,
             summary=f"Store a worker log entry at level {name.upper()}")
       for name in ("trace", "info", "warn", "error")),
-    Route("POST", "/logs", "query", _LOGS_CALLER, body=LogQuery, reply=LogEntries,
+    Route("POST", "/logs", "query", _LOGS_CALLER, body=LogQuery, reply=LogEntries, same_origin=False,
           summary="Log entries of one level since a time"),
 ]

@@ -22,12 +22,13 @@ def create_admin_from_cli(username: str, stdin: TextIO) -> int:
         print("tracker: no password on standard input", file=sys.stderr)
         return 2
     try:
-        Register.model_validate({"username": username, "password": password})
+        checked = Register.model_validate({"username": username, "password": password})
     except ValidationError as exc:
-        field = exc.errors()[0]["loc"][0]
-        rule = "3–16 characters" if field == "username" else "8–128 characters"
-        print(f"tracker: invalid {field}: must be {rule}", file=sys.stderr)
+        error = exc.errors(include_url=False)[0]
+        rule = str(error["msg"]).removeprefix("Value error, ")
+        print(f"tracker: invalid {error['loc'][0]}: {rule}", file=sys.stderr)
         return 2
+    username = checked.username  # NFKC-normalised, as /register stores it
     with transaction() as conn:
         row = store.create(conn, username, hash_password(password), admin=True)
     if row is None:

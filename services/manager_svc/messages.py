@@ -4,12 +4,50 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from tracker import accounts
 from tracker.fields import Message, Text
 
-Username = Annotated[Text, Field(min_length=3, max_length=16)]
-Password = Annotated[Text, Field(min_length=8, max_length=128)]
+
+def _valid_username(name: str) -> str:
+    """NFKC first, then the rules (tracker/accounts.py); the normalised name is what is stored."""
+    name = accounts.normalise_username(name)
+    problem = accounts.username_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+def _uncommon_password(password: str) -> str:
+    problem = accounts.password_problem(password)
+    if problem:
+        raise ValueError(problem)
+    return password
+
+
+Username = Annotated[Text, AfterValidator(_valid_username)]
+Password = Annotated[Text, Field(min_length=accounts.PASSWORD_MIN, max_length=accounts.PASSWORD_MAX),
+                     AfterValidator(_uncommon_password)]
+
+
+def _login_name(name: str) -> str:
+    """Login looks the name up as /register stored it; anything else simply matches nobody (401)."""
+    return accounts.normalise_username(name)
+
+
+LoginName = Annotated[Text, AfterValidator(_login_name)]
+
+# What the validators above add to the JSON Schema of the OpenAPI document (gateway/openapi.py).
+# The username's length counts after NFKC normalisation, which no schema keyword can express, so
+# it is described rather than bounded.
+OPENAPI_RULES: dict = {
+    _valid_username: {"description": f"{accounts.USERNAME_MIN}–{accounts.USERNAME_MAX} characters after NFKC "
+                                     "normalisation (stored normalised); Unicode letters (of one script), decimal "
+                                     "digits and '_', '.', '-' only; unique"},
+    _uncommon_password: {"description": "not one of the 10,000 most common passwords (compared lower-cased)"},
+    _login_name: {"description": "NFKC-normalised before the lookup, as /register stores it"},
+}
 
 
 class Register(Message):
@@ -18,7 +56,7 @@ class Register(Message):
 
 
 class Login(Message):
-    username: Text
+    username: LoginName
     password: Text
 
 

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from services.manager_svc import store
+from tracker import throttle
+from tracker.db import transaction
 from tracker.errors import ApiError, conflict, not_found, ok, unauthorized
 from tracker.hashing import hash_password, offload, verify_password
-from tracker.service import endpoint
+from tracker.identity import identify
+from tracker.service import endpoint, stepwise_endpoint
+from tracker.settings import get_settings
+
+TOO_MANY_FAILURES = "Too many failed logins; try again later"
+
+
+def login_limits(client: str, username: str) -> tuple[str, list[throttle.Limit]]:
+    """The pair's subject, and the limits a login attempt is counted against (contract §6.2)."""
+    settings = get_settings()
+    pair = throttle.subject("login-pair", client, username)
+    return pair, [throttle.Limit(pair, settings.login_failures_per_pair),
+                  throttle.Limit(throttle.subject("login-address", client), settings.login_failures_per_address)]
 
 
 class ManagerService:
@@ -20,13 +34,24 @@ class ManagerService:
         store.open_session(conn, row["id"], params["new_session_digest"], params["session_lifetime"])
         return ok({"manager": row})
 
-    @endpoint
-    def login(self, conn, ident, params):
-        row = store.by_username(conn, params["username"])
+    @stepwise_endpoint
+    def login(self, caller, params):
+        """Three steps, so that a throttled attempt costs no hashing and no attempt escapes the count:
+        1. admit the attempt and commit it as a failure (a throttled one answers 429 here, with
+        nothing recorded and the password unchecked); 2. check the password, holding no database
+        connection; 3. on success, take the failure back, clear the pair and open the session."""
+        pair, limits = login_limits(params.get("client", ""), params["username"])
+        with transaction() as conn:
+            identify(conn, caller)  # worker headers, if sent, must be valid (401, contract §2)
+            attempt = throttle.admit(conn, limits, TOO_MANY_FAILURES)
+            row = store.by_username(conn, params["username"])
         if not offload(verify_password, row.password_hash if row else None, params["password"]):
             raise unauthorized("Invalid username/password")
-        store.open_session(conn, row.id, params["new_session_digest"], params["session_lifetime"])
-        return ok({"manager": store.get(conn, row.id)})
+        with transaction() as conn:
+            throttle.forget(conn, attempt)
+            throttle.clear(conn, pair)
+            store.open_session(conn, row.id, params["new_session_digest"], params["session_lifetime"])
+            return ok({"manager": store.get(conn, row.id)})
 
     @endpoint
     def logout(self, conn, ident, params):
@@ -47,11 +72,20 @@ class ManagerService:
 
     def _set_admin(self, conn, ident, params, admin: bool):
         ident.require_manager()
-        if store.get(conn, params["id"]) is None:
+        target = store.get(conn, params["id"])
+        if target is None:
             raise not_found("Manager not found")
         ident.require_admin()
         if params["id"] == ident.manager_id:
             raise ApiError(403, "You cannot change your own admin status")
+        # Admin changes run one at a time; what was read before the lock is read again after it.
+        # Of two admins demoting each other at once, the second finds its target the last admin
+        # (409); a caller demoted meanwhile by a third admin is no longer one (403).
+        store.lock_admins(conn)
+        if not admin and store.is_admin(conn, params["id"]) and store.admin_count(conn) <= 1:
+            raise conflict("The tracker must keep at least one admin")
+        if not store.is_admin(conn, ident.manager_id):
+            raise ApiError(403, "Tracker admin required")
         store.set_admin(conn, params["id"], admin)
         return ok(status=204)
 

@@ -10,6 +10,8 @@ from tracker.schema import manager, manager_session
 
 PUBLIC = (manager.c.id, manager.c.username, manager.c.tracker_admin, manager.c.register_time)
 _FIRST_ADMIN_LOCK = 0x7474_0001  # serialises registrations so exactly one first admin exists
+ADMIN_CHANGE_LOCK = 0x7474_0003  # serialises promotions and demotions, so one admin always remains
+MAX_SESSIONS = 50  # live sessions per manager (contract §2); a login beyond ends the oldest
 
 
 def by_username(conn: Connection, username: str):
@@ -38,13 +40,23 @@ def create(conn: Connection, username: str, password_hash: str, admin: bool | No
 
 
 def open_session(conn: Connection, manager_id: int, token_digest: str, lifetime: int) -> None:
+    """A new session; the manager's oldest ones beyond MAX_SESSIONS end, expired ones go.
+
+    Logins of one manager are serialised on its row, so concurrent logins never leave more than
+    MAX_SESSIONS. ``expires`` is taken after that lock, so it orders sessions by age.
+    """
+    conn.execute(select(manager.c.id).where(manager.c.id == manager_id).with_for_update(key_share=True))
     conn.execute(
         insert(manager_session).values(
             token_digest=token_digest, manager_id=manager_id,
-            expires=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lifetime),
+            expires=func.clock_timestamp() + func.make_interval(0, 0, 0, 0, 0, 0, lifetime),
         )
     )
     conn.execute(delete(manager_session).where(manager_session.c.expires < func.now()))
+    newest = (select(manager_session.c.token_digest).where(manager_session.c.manager_id == manager_id)
+              .order_by(manager_session.c.expires.desc(), manager_session.c.token_digest).limit(MAX_SESSIONS))
+    conn.execute(delete(manager_session).where(manager_session.c.manager_id == manager_id,
+                                               manager_session.c.token_digest.not_in(newest)))
 
 
 def close_session(conn: Connection, token_digest: str) -> None:
@@ -53,6 +65,18 @@ def close_session(conn: Connection, token_digest: str) -> None:
 
 def list_all(conn: Connection) -> list[dict]:
     return [dict(r) for r in conn.execute(select(*PUBLIC).order_by(manager.c.id)).mappings()]
+
+
+def lock_admins(conn: Connection) -> None:
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADMIN_CHANGE_LOCK})
+
+
+def is_admin(conn: Connection, manager_id: int) -> bool:
+    return bool(conn.execute(select(manager.c.tracker_admin).where(manager.c.id == manager_id)).scalar())
+
+
+def admin_count(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(manager).where(manager.c.tracker_admin)).scalar()
 
 
 def set_admin(conn: Connection, manager_id: int, admin: bool) -> None:

@@ -38,7 +38,10 @@ ROUTES = [
     Route("GET", "/manager/list_for_project/{id}", "managers_for_project", Caller.MANAGER, reply=ProjectManagers,
           summary="Managers with a role on a project"),
     Route("POST", "/manager/set_role_for_project/{id}", "set_role", Caller.MANAGER, body=SetRole, errors=(403,),
-          summary="Set a manager's role bitmask on a project (MANAGE_ACCESS)"),
+          summary="Set a manager's role bitmask on a project (MANAGE_ACCESS)",
+          description="A caller that is not a tracker admin may only grant or remove bits it holds itself, may not "
+                      "change its own role, and may not change the role of a manager holding a bit it lacks: "
+                      "**403**, nothing changed."),
     Route("GET", "/project/secret/{id}", "get_secret", reply=ProjectSecret, errors=(403,),
           summary="The project's secret (a worker with granted access, or SECRET)"),
     Route("POST", "/project/secret/{id}", "set_secret", Caller.MANAGER, body=SetSecret, errors=(403,),

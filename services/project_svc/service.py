@@ -144,12 +144,30 @@ class ProjectService:
     @endpoint
     def set_role(self, conn, ident, params):
         ident.require_manager()
-        acc = project_access(conn, ident, params["id"])
+        # The project row stays locked to the end, so role changes on one project run one at a
+        # time and the roles read below (after the lock) are the ones the change applies to.
+        acc = project_access(conn, ident, params["id"], lock=True)
         if not store.manager_exists(conn, params["manager"]):
             raise not_found("Manager not found")
         _require_role(acc, ident, ROLE_MANAGE_ACCESS, "MANAGE_ACCESS")
+        if not ident.admin:
+            self._check_delegation(conn, ident.manager_id, params)
         store.set_role(conn, params["manager"], params["id"], params["role"])
         return ok()
+
+    @staticmethod
+    def _check_delegation(conn, caller: int, params: dict) -> None:
+        """A manager who is not a tracker admin hands on only what it holds (contract §6.2)."""
+        mine = store.role_of(conn, caller, params["id"])
+        if not mine & ROLE_MANAGE_ACCESS:
+            raise ApiError(403, "MANAGE_ACCESS role required on this project")
+        if params["manager"] == caller:
+            raise ApiError(403, "You cannot change your own role")
+        theirs = store.role_of(conn, params["manager"], params["id"])
+        if theirs & ~mine:
+            raise ApiError(403, "That manager holds a role you lack on this project")
+        if (theirs ^ params["role"]) & ~mine:
+            raise ApiError(403, "You may only grant or remove roles you hold on this project")
 
     # --- secrets ----------------------------------------------------------------------------
     @endpoint

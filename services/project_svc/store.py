@@ -68,6 +68,12 @@ def set_role(conn: Connection, manager_id: int, project_id: int, role: int) -> N
     conn.execute(stmt.on_conflict_do_update(index_elements=["manager_id", "project_id"], set_={"role": role}))
 
 
+def role_of(conn: Connection, manager_id: int, project_id: int) -> int:
+    """A manager's role bitmask on a project; 0 without a row."""
+    return conn.execute(select(manager_role.c.role).where(manager_role.c.manager_id == manager_id,
+                                                          manager_role.c.project_id == project_id)).scalar() or 0
+
+
 def managers_with_role(conn: Connection, project_id: int) -> list[dict]:
     rows = conn.execute(
         select(manager.c.id, manager.c.username, manager.c.tracker_admin, manager.c.register_time,

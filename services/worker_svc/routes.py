@@ -4,8 +4,10 @@ from services.worker_svc.messages import CreateWorker, SetPaused, UpdateWorker, 
 from tracker.routing import Caller, Route
 
 ROUTES = [
-    Route("POST", "/worker/create", "create", body=CreateWorker, reply=WorkerCreated,
-          summary="Create a worker account"),
+    Route("POST", "/worker/create", "create", body=CreateWorker, reply=WorkerCreated, errors=(429,),
+          client_address=True, summary="Create a worker account",
+          description="At most 600 workers per client address per 10 minutes (`TT_WORKER_CREATIONS_PER_ADDRESS`; "
+                      "client address as for /login), else **429** with `rate_limit_delay`."),
     Route("POST", "/worker/update", "update", Caller.WORKER, body=UpdateWorker, summary="Change own alias"),
     Route("POST", "/worker/set_paused", "set_paused", Caller.MANAGER, body=SetPaused,
           errors=(403,), summary="Pause or resume a worker (tracker admin)"),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from services.worker_svc import store
+from tracker import throttle
 from tracker.errors import not_found, ok
 from tracker.hashing import decode_worker_secret, digest, new_worker_secret
 from tracker.service import endpoint
+from tracker.settings import get_settings
 
 DEFAULT_ALIAS = "default_alias"
+TOO_MANY_WORKERS = "Too many workers created from this address; try again later"
 
 
 class WorkerService:
@@ -21,6 +24,10 @@ class WorkerService:
 
     @endpoint(once=True)
     def create(self, conn, ident, params):
+        # Counted per client address over 10 minutes (contract §6.3); a refusal records nothing.
+        limit = throttle.Limit(throttle.subject("worker-create", params.get("client", "")),
+                               get_settings().worker_creations_per_address)
+        throttle.admit(conn, [limit], TOO_MANY_WORKERS)
         secret = new_worker_secret()
         row = store.create(conn, params.get("alias") or DEFAULT_ALIAS, digest(decode_worker_secret(secret)))
         return ok({"worker": {**row, "secret": secret}})

@@ -79,7 +79,7 @@ def attempts(scene) -> list[tuple[str, str, object]]:
         ("GET", f"/project/secret/{scene.pid}", None),
         # anonymous-allowed routes: any worker header present must be valid
         ("POST", "/worker/create", {"alias": "forged"}),
-        ("POST", "/register", {"username": uname("u"), "password": "password123"}),
+        ("POST", "/register", {"username": uname("u"), "password": "tt-test-password"}),
         ("GET", "/worker/stats", None),
         ("GET", f"/worker/get/{scene.holder.id}", None),
         ("GET", f"/project/get/{scene.pid}", None),
@@ -105,7 +105,7 @@ def test_forged_worker_credentials_401_nothing_changes(api, system, scene, kind)
 def test_forged_worker_credentials_beside_a_valid_session(api, admin, system, scene):
     """A valid admin session does not rescue invalid worker headers: login, logout, admin routes 401."""
     m = api.new_manager()
-    password_login = {"username": m.username, "password": "password123"}
+    password_login = {"username": m.username, "password": "tt-test-password"}
     bad = {"X-Worker-ID": str(scene.holder.id), "X-Secret": random_secret()}
     token = m.http.cookies.get("tt")
     with unchanged(system, scene.pid):

@@ -154,7 +154,7 @@ def test_deeply_nested_json_400_everywhere(api, admin, system, sub, kind):
         (sub, "/task/bulk_submit", b'{"requests": ' + deep + b"}"),
         (sub, "/task/release", b'{"task_id": %d, "result": ' % sub.task + deep + b"}"),
         (api, "/worker/create", deep),
-        (api, "/register", b'{"username": ' + deep + b', "password": "password123"}'),
+        (api, "/register", b'{"username": ' + deep + b', "password": "tt-test-password"}'),
         (admin, "/project/create", b'{"name": ' + deep + b"}"),
         (admin, "/worker/set_paused", deep),
     ]
@@ -285,7 +285,7 @@ def test_invalid_utf8_in_body_400(api, system, sub, raw):
         (sub, "/task/bulk_submit", b'[{"project": %d, "recipe": "' % sub.pid + raw + b'"}]'),
         (sub, "/task/submit", b'{"project": %d, "recipe": "ok", "' % sub.pid + raw + b'": 1}'),  # in a key
         (sub, "/worker/update", b'{"alias": "' + raw + b'"}'),
-        (api, "/register", b'{"username": "' + raw + b'abc", "password": "password123"}'),
+        (api, "/register", b'{"username": "' + raw + b'abc", "password": "tt-test-password"}'),
     ]
     with unchanged(system, sub.pid):
         for client, path, body in bodies:
@@ -304,7 +304,7 @@ STRING_FIELDS = [
     ("worker", "/log/error", lambda w, s: {"scope": s, "message": "m", "timestamp": 1}, "scope"),
     ("worker", "/log/info", lambda w, s: {"scope": "s", "message": s, "timestamp": 1}, "message"),
     ("anonymous", "/worker/create", lambda w, s: {"alias": s}, "alias"),
-    ("anonymous", "/register", lambda w, s: {"username": "u" + s + "abc", "password": "password123"}, "username"),
+    ("anonymous", "/register", lambda w, s: {"username": "u" + s + "abc", "password": "tt-test-password"}, "username"),
     ("anonymous", "/register", lambda w, s: {"username": uname("u"), "password": "password" + s}, "password"),
     ("admin", "/project/create", lambda w, s: {"name": "n" + s}, "name"),
     ("admin", "/project/create", lambda w, s: {"name": uname(), "motd": s}, "motd"),

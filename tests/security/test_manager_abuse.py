@@ -245,7 +245,7 @@ def test_session_expiring_now(api, system, victim):
 def test_logged_out_session(api, system, victim):
     m, hidden, own = victim
     second = Api(api.base)  # a second session of the same manager, by login
-    assert_ok(second.post("/login", {"username": m.username, "password": "password123"}))
+    assert_ok(second.post("/login", {"username": m.username, "password": "tt-test-password"}))
     token = second.http.cookies.get("tt")
     assert token and token != m.http.cookies.get("tt")
     assert_ok(second.get("/account"))
