@@ -32,7 +32,11 @@ class SecurityHeaders:
     """Falcon middleware: the headers on every answer, errors and OPTIONS included."""
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded) -> None:
-        resp.set_headers(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():
+            # A page that sets a fuller policy of its own (/docs, whose policy forbids framing too)
+            # keeps it; every other answer gets these.
+            if resp.get_header(name) is None:
+                resp.set_header(name, value)
 
 
 def parse_origin(text: str) -> Origin | None:
