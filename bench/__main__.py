@@ -28,11 +28,12 @@ from bench import floor, parts, report  # noqa: E402
 from bench.env import BenchSystem  # noqa: E402
 from tests.harness import PG_ADMIN  # noqa: E402
 
-PARTS = ("cycle", "floor", "bulk", "growth", "replicas")
+PARTS = ("cycle", "floor", "bulk", "growth", "replicas", "stats")
 QUICK = {"tasks": 10_000, "duration": 10.0, "warmup": 2.0, "bulk_total": 10_000, "growth": [1_000, 10_000, 100_000],
-         "growth_other": 100_000, "growth_cycles": 200}
+         "growth_other": 100_000, "growth_cycles": 200, "stats_tasks": 100_000, "stats_other": 10_000}
 FULL = {"tasks": 100_000, "duration": 15.0, "warmup": 3.0, "bulk_total": 100_000,
-        "growth": [10_000, 1_000_000, 10_000_000], "growth_other": 2_000_000, "growth_cycles": 1500}
+        "growth": [10_000, 1_000_000, 10_000_000], "growth_other": 2_000_000, "growth_cycles": 1500,
+        "stats_tasks": 1_000_000, "stats_other": 100_000}
 
 
 def _ints(text: str) -> list[int]:
@@ -61,7 +62,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--growth-other", type=int, help="tasks in another project during growth (2000000; quick 100000)")
     p.add_argument("--growth-cycles", type=int, help="sequential cycles measured per growth step (1500; quick 200)")
     p.add_argument("--growth-max-s", type=float, default=120, help="time cap per growth step")
-    p.add_argument("--where-level", type=int, default=16, help="workers of the CPU breakdown and replica runs")
+    p.add_argument("--stats-tasks", type=int,
+                   help="tasks bulk-loaded without ANALYZE in part stats (1000000; quick 100000)")
+    p.add_argument("--stats-other", type=int, help="tasks in another project in part stats (100000; quick 10000)")
+    p.add_argument("--where-level", type=int, default=16, help="workers of the CPU breakdown, replica and stats runs")
     p.add_argument("--replica-counts", type=_ints, default=[1, 2], help="task_svc replica counts compared")
     p.add_argument("--no-vacuum", dest="vacuum", action="store_false",
                    help="do not VACUUM ANALYZE the task table before each measured run")
@@ -152,6 +156,14 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001
                 log(f"  part replicas failed: {exc!r}")
                 results.setdefault("failures", {})["replicas"] = repr(exc)
+        if "stats" in args.parts:
+            log("== part stats (its own fresh system: a task table nothing has analysed)")
+            try:
+                with BenchSystem(run_args(args), log) as bs:
+                    results["stats"] = parts.part_stats(bs, args, log)
+            except Exception as exc:  # noqa: BLE001
+                log(f"  part stats failed: {exc!r}")
+                results.setdefault("failures", {})["stats"] = repr(exc)
     except KeyboardInterrupt:
         log("interrupted; reporting what was measured")
         results["meta"]["interrupted"] = True

@@ -243,6 +243,47 @@ def part_growth(bs: BenchSystem, cfg, log) -> dict:
     return {"cycles": cfg.growth_cycles, "steps": steps}
 
 
+# --- 6. statistics: a bulk-loaded project before and after ANALYZE -------------------------------------
+def _analysed(dsn: str) -> dict:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT reltuples::bigint, n_mod_since_analyze, last_analyze IS NOT NULL"
+                           " FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
+                           " WHERE c.relname = 'task'").fetchone()
+    return {"reltuples": row[0], "mod_since_analyze": row[1], "analysed": row[2]}
+
+
+def part_stats(bs: BenchSystem, cfg, log) -> dict:
+    """The hot path's plans must not depend on statistics (tests/test_plans.py): on a fresh system
+    (task table never analysed), another project holding tasks and ``--stats-tasks`` loaded into a
+    new project with no ANALYZE (a big import with autovacuum off or lagging), the ``--where-level``
+    cycle; then ``ANALYZE task`` (no VACUUM: only the statistics change) and the same cycle again."""
+    other = bs.project("bench-stats-other")
+    project = bs.project("bench-stats")
+    workers = bs.workers(cfg.where_level)
+    if cfg.stats_other:
+        floor.fill(bs.dsn, other, cfg.stats_other, cfg.max_assign_time, label="other", progress=log)
+    log(f"  loading {cfg.stats_tasks:,} tasks, no ANALYZE")
+    load_s = floor.fill(bs.dsn, project, cfg.stats_tasks, cfg.max_assign_time, label="stats", progress=log)
+    floor.checkpoint(bs.dsn)  # the load's write-back would otherwise compete with the first run only
+    runs = []
+    for label in ("never analysed", "after ANALYZE"):
+        if label == "after ANALYZE":
+            with psycopg.connect(bs.dsn, autocommit=True) as conn:
+                t0 = time.perf_counter()
+                conn.execute("ANALYZE task")
+                analyse_s = time.perf_counter() - t0
+        stats = _analysed(bs.dsn)
+        res = run_load("http", {**bs.target, "project": project}, workers, cfg.duration, cfg.warmup,
+                       cfg.load_procs, bs.probe())
+        row = {"statistics": label, **stats, **summarize(res, cfg.where_level)}
+        runs.append(row)
+        log(f"    {label:<15}" + _levels_line(row)[4:])
+    ratio = round(runs[0]["cycles_per_s"] / runs[1]["cycles_per_s"], 3) if runs[1]["cycles_per_s"] else None
+    log(f"    never analysed / after ANALYZE: {ratio}")
+    return {"tasks": cfg.stats_tasks, "other_tasks": cfg.stats_other, "workers": cfg.where_level,
+            "load_s": round(load_s, 2), "analyse_s": round(analyse_s, 2), "runs": runs, "ratio": ratio}
+
+
 # --- 5b. task_svc replicas -------------------------------------------------------------------------
 def part_replicas(cfg, log, run_args_for) -> dict:
     runs = []

@@ -106,6 +106,15 @@ def render(results: dict) -> str:
         parts.append(table(f"5b. task_svc replicas: {rp['workers']} workers, one fresh system each",
                            ["task_svc", "cycles/s", "get p50", "get p99", "rel p50", "rel p99", "non-200", "errors",
                             "tracker%", "busy%"], rows))
+    if "stats" in results:
+        st = results["stats"]
+        rows = [[r["statistics"], r["reltuples"], r["mod_since_analyze"], r["cycles_per_s"], r["get_ms"]["p50"],
+                 r["get_ms"]["p99"], r["release_ms"]["p50"], r["release_ms"]["p99"], r["non_200"], r["errors"],
+                 r.get("cpu_pct", {}).get("postgres"), r.get("cpu_pct", {}).get("machine_busy")] for r in st["runs"]]
+        parts.append(table(f"6. Statistics: {st['workers']} workers on a project of {st['tasks']:,} bulk-loaded"
+                           f" tasks ({st['other_tasks']:,} in another project); ratio {st['ratio']}",
+                           ["statistics", "reltuples", "mod since", "cycles/s", "get p50", "get p99", "rel p50",
+                            "rel p99", "non-200", "errors", "pg%", "busy%"], rows))
     return "\n".join(parts)
 
 

@@ -251,10 +251,16 @@ def next_expiry_in(conn: Connection, project: int) -> float | None:
     handed out (the asking worker verified that quorum task already) would answer "now" forever,
     and ``greatest(NULL, 0)`` is 0, not NULL: either way a parked long-poll re-asked in a loop.
     """
-    return conn.execute(text("""
-        SELECT extract(epoch FROM min(lease_deadline) - clock_timestamp())::float8 FROM task
-        WHERE project = :p AND status = 1 AND assignee IS NOT NULL AND lease_deadline > clock_timestamp()"""),
-        {"p": project}).scalar()
+    return conn.execute(NEXT_EXPIRY, {"p": project}).scalar()
+
+
+# The deadline bound comes from a sub-select (evaluated once, before the scan), so it is part of the
+# task_lease range instead of a filter on every live lease of the project (clock_timestamp() is
+# volatile); min() then reads the range's first entry (tests/test_plans.py).
+NEXT_EXPIRY = text("""
+    SELECT extract(epoch FROM min(lease_deadline) - clock_timestamp())::float8 FROM task
+    WHERE project = :p AND status = 1 AND assignee IS NOT NULL
+      AND lease_deadline > (SELECT clock_timestamp())""")
 
 
 # --- maintenance (contract §6.4) ---------------------------------------------------------------

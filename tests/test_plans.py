@@ -1,0 +1,232 @@
+"""The hot path's plans cannot depend on the task table's statistics (migration 0007).
+
+Autovacuum is off on some machines and lags everywhere after a big import, so the table is often
+never analysed or analysed before the rows that matter arrived. Each case loads a project by COPY
+without ANALYZE into a table that is (a) never analysed or (b) analysed while it held only another
+project's leased tasks, then captures the plans PostgreSQL actually runs — the statements inside
+``tt_assign_many`` / ``tt_assign`` through auto_explain, the release and expiry statements through
+EXPLAIN EXECUTE — under both plan-cache choices (a custom plan per call, and the generic plan a
+session switches to after five calls), and asserts: the never-held candidates come from
+``task_pick`` in index order with no sort and no bitmap or sequential scan; the expired
+candidates are an index range on ``task_lease``; tasks are reached by their primary key.
+
+Needs only PostgreSQL (its own database; auto_explain ships with the server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from services.task_svc import store
+from tests.harness import PG_ADMIN
+
+ROOT = Path(__file__).resolve().parent.parent
+BULK = 200_000
+OLD, NEW, STALE_NEW = 1, 2, 3
+MODES = ("force_custom_plan", "force_generic_plan")
+
+
+@pytest.fixture(scope="module")
+def db_url() -> Iterator[str]:
+    name = "tt_plans_" + uuid.uuid4().hex[:10]
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        done = subprocess.run([sys.executable, "-m", "tracker", "db", "upgrade"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "TT_DATABASE_URL": url})
+        assert done.returncode == 0, done.stderr
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _copy(conn: psycopg.Connection, project: int, n: int) -> None:
+    """A bulk load as bulk_submit does it (COPY), and no ANALYZE after it."""
+    with conn.cursor().copy("COPY task (project, priority, recipe, max_assign_time) FROM STDIN") as copy:
+        for i in range(n):
+            copy.write_row((project, i % 3, f'{{"n": {i}}}', 3600))
+
+
+@pytest.fixture(scope="module")
+def tables(db_url) -> str:
+    """OLD: 2,000 tasks, half closed, a quarter held with live leases, some leases expired; NEW: a
+    bulk load into a never-analysed table. Then ANALYZE, and STALE_NEW: a bulk load the statistics
+    have never seen."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'task'").fetchone()[0] < 0
+        conn.execute("INSERT INTO project (id, name, webhook_secret) VALUES (1, 'old', 'x'), (2, 'new', 'x'),"
+                     " (3, 'stale', 'x')")
+        conn.execute("INSERT INTO worker (id, alias, created, secret_digest)"
+                     " SELECT g, 'w' || g, 0, 'd' FROM generate_series(1, 16) g")
+        conn.execute("""
+            INSERT INTO task (project, recipe, status, max_assign_time, assignee, lease_deadline)
+            SELECT 1, 'r', CASE WHEN g % 2 = 0 THEN 3 ELSE 1 END, 3600,
+                   CASE WHEN g % 4 = 1 THEN 1 + g % 16 END,
+                   CASE WHEN g % 4 = 1 THEN now() + CASE WHEN g % 40 = 1 THEN interval '-1 minute'
+                                                          ELSE interval '1 hour' END END
+            FROM generate_series(1, 2000) g""")
+        _copy(conn, NEW, BULK)
+    return db_url
+
+
+@pytest.fixture(scope="module")
+def stale(tables) -> str:
+    with psycopg.connect(tables, autocommit=True) as conn:
+        conn.execute("DELETE FROM task WHERE project = %s", (NEW,))  # the statistics saw only OLD
+        conn.execute("ANALYZE task")
+        _copy(conn, STALE_NEW, BULK)
+    return tables
+
+
+# --- reading plans ----------------------------------------------------------------------------------
+def _nodes(plan: dict) -> Iterator[dict]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _task_scans(plan: dict) -> list[dict]:
+    return [n for n in _nodes(plan) if n.get("Relation Name") == "task" and n["Node Type"].endswith("Scan")]
+
+
+def _cte(plan: dict, name: str) -> dict:
+    found = [n for n in _nodes(plan) if n.get("Subplan Name") == f"CTE {name}"]
+    assert found, f"no CTE {name} in plan"
+    return found[0]
+
+
+def _describe(plan: dict) -> str:
+    return " / ".join(f"{n['Node Type']}" + (f" {n['Index Name']}" if "Index Name" in n else "")
+                      + (f" [{n['Index Cond']}]" if "Index Cond" in n else "") for n in _nodes(plan))
+
+
+def assert_index_order(plan: dict, index: str) -> None:
+    """Every task row the subtree reads comes from ``index`` in order: no sort, no other access."""
+    kinds = [n["Node Type"] for n in _nodes(plan)]
+    scans = _task_scans(plan)
+    assert "Sort" not in kinds and "Incremental Sort" not in kinds, _describe(plan)
+    assert [(n["Node Type"], n.get("Index Name"), n.get("Scan Direction")) for n in scans] == \
+        [("Index Scan", index, "Forward")], _describe(plan)
+
+
+def assert_expired_range(plan: dict) -> None:
+    """The expired leases are an index range of ``task_lease``: the deadline bound is in the index
+    condition, so only leases already past are read (and sorted by priority), never every lease."""
+    scans = _task_scans(plan)
+    assert [(n["Node Type"], n.get("Index Name")) for n in scans] == [("Index Scan", "task_lease")], _describe(plan)
+    assert "lease_deadline <=" in scans[0]["Index Cond"], _describe(plan)
+
+
+def assert_by_primary_key(plan: dict) -> None:
+    """Tasks are reached by id on ``task_pkey`` only (a bitmap of one id per probe is as good)."""
+    scans = _task_scans(plan)
+    assert scans, _describe(plan)
+    for scan in scans:
+        index = scan if scan["Node Type"] == "Index Scan" else scan.get("Plans", [{}])[0]
+        assert index.get("Index Name") == "task_pkey", _describe(plan)
+
+
+def _function_plans(url: str, mode: str, sql: str, args: tuple, runs: int = 7) -> list[dict]:
+    """The plans of the statements run inside a PL/pgSQL function, from its last call (after
+    ``runs`` calls in one session, as a pooled service connection makes them), rolled back."""
+    with psycopg.connect(url, autocommit=True) as conn:  # SETs outlive the rolled-back calls
+        notices: list[str] = []
+        conn.execute("LOAD 'auto_explain'")
+        for setting in ("auto_explain.log_min_duration = 0", "auto_explain.log_nested_statements = on",
+                        "auto_explain.log_level = notice", "auto_explain.log_format = json",
+                        f"plan_cache_mode = {mode}"):
+            conn.execute(f"SET {setting}")
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        for _ in range(runs):
+            notices.clear()
+            with conn.transaction():
+                conn.execute(sql, args).fetchall()
+                raise psycopg.Rollback
+    plans = [json.loads(n[n.index("{"):]) for n in notices if n.startswith("duration")]
+    # a disabled node's 1e10 cost must not buy a JIT compilation (tens of ms) per call
+    assert not [p["Query Text"] for p in plans if "JIT" in p and p["Query Text"] != sql]
+    return plans
+
+
+def _statement(plans: list[dict], marker: str) -> dict:
+    found = [p["Plan"] for p in plans if marker in p["Query Text"]]
+    assert found, f"no statement with {marker!r} was run"
+    return found[0]
+
+
+def _prepared_plan(url: str, mode: str, statement, params: dict) -> dict:
+    """EXPLAIN EXECUTE of a store statement (SQLAlchemy text with :names) as the service runs it
+    (prepared), with the plan cache forced to ``mode``."""
+    names: list[str] = []
+
+    def number(m: re.Match) -> str:
+        if m.group(1) not in names:
+            names.append(m.group(1))
+        return f"${names.index(m.group(1)) + 1}"
+
+    sql = re.sub(r"(?<![:\w]):([a-z_]\w*)", number, statement.text)
+    with psycopg.connect(url) as conn:
+        conn.execute(f"SET plan_cache_mode = {mode}")
+        conn.execute(f"PREPARE s AS {sql}", prepare=False)
+        values = ", ".join(psycopg.sql.Literal(params[n]).as_string(conn) for n in names)
+        plan = conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE s({values})", prepare=False).fetchone()[0][0]["Plan"]
+        conn.rollback()
+    return plan
+
+
+# --- the cases ---------------------------------------------------------------------------------------
+def _check_assign(url: str, project: int, mode: str) -> None:
+    workers = list(range(1, 9))
+    plans = _function_plans(url, mode, "SELECT * FROM tt_assign_many(%s, %s, %s)", ([project] * 8, workers, [1] * 8))
+    scan = _statement(plans, "WITH free AS")
+    assert_index_order(_cte(scan, "free"), "task_pick")
+    assert_expired_range(_cte(scan, "expired"))
+    assert_by_primary_key(_statement(plans, "UPDATE task SET"))
+
+    plans = _function_plans(url, mode, "SELECT * FROM tt_assign(%s, %s, %s)", (project, 1, 2))
+    scan = _statement(plans, "WITH free AS")
+    assert_index_order(_cte(scan, "free"), "task_pick")
+    assert_expired_range(_cte(scan, "expired"))
+
+
+def _check_release(url: str, project: int, mode: str) -> None:
+    with psycopg.connect(url) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM task WHERE project = %s ORDER BY id LIMIT 8", (project,))]
+    statement, params = store.close_held_many_query([(i, 1) for i in ids])
+    assert_by_primary_key(_prepared_plan(url, mode, statement, params))
+    plan = _prepared_plan(url, mode, store.NEXT_EXPIRY, {"p": project})
+    assert [(n["Node Type"], n.get("Index Name")) for n in _task_scans(plan)] == \
+        [("Index Only Scan", "task_lease")], _describe(plan)
+    assert "lease_deadline >" in _task_scans(plan)[0]["Index Cond"], _describe(plan)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_never_analysed_table_after_bulk_load(tables, mode):
+    with psycopg.connect(tables) as conn:
+        assert conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'task'").fetchone()[0] < 0
+    _check_assign(tables, NEW, mode)
+    _check_assign(tables, OLD, mode)
+    _check_release(tables, NEW, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stale_statistics_after_bulk_load_into_new_project(stale, mode):
+    with psycopg.connect(stale) as conn:  # the statistics know OLD's rows only
+        assert conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'task' AND attname = 'project'"
+                            " AND %s = ANY(CAST(CAST(most_common_vals AS text) AS bigint[]))",
+                            (STALE_NEW,)).fetchone()[0] == 0
+    _check_assign(stale, STALE_NEW, mode)
+    _check_assign(stale, OLD, mode)
+    _check_release(stale, STALE_NEW, mode)
