@@ -217,9 +217,11 @@ def _error(status: int, content: dict | None = None, description: str | None = N
 SET_COOKIE = {"Set-Cookie": {"description": "the session cookie `tt` (Path=/; HttpOnly; SameSite=Strict; Secure when "
                                             "the deployment serves TLS)",
                              "schema": {"type": "string"}}}
-# Every answer of the gateway carries these (gateway/security.py), errors included.
+# Every answer of the gateway carries these (gateway/security.py), errors included. A page with a
+# fuller policy of its own (/docs) sends that instead, which forbids framing as well.
 RESPONSE_HEADERS = {name: {"description": "browser safety: sent on every answer", "required": True,
-                           "schema": {"type": "string", "enum": [value]}}
+                           "schema": {"type": "string", "enum": [value]} if name != "Content-Security-Policy"
+                           else {"type": "string", "pattern": "frame-ancestors 'none'"}}
                     for name, value in SECURITY_HEADERS.items()}
 EXPIRE_COOKIE = {"Set-Cookie": {"description": "expires the session cookie `tt`", "schema": {"type": "string"}}}
 
