@@ -67,3 +67,12 @@ def grant(admin):
         assert r.status_code == 200, r.text
 
     return do
+
+
+@pytest.fixture
+def feeder(api, make_project, grant):
+    """A fresh private project and a worker that may assign from and submit to it: (id, worker)."""
+    pid = make_project()
+    worker = api.new_worker("feeder")
+    grant(worker, pid)
+    return pid, worker

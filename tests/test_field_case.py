@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.security.util import assert_error, assert_ok
-
-
-@pytest.fixture
-def feeder(api, make_project, grant):
-    pid = make_project()
-    worker = api.new_worker("feeder")
-    grant(worker, pid)
-    return pid, worker
 
 
 def _recipes(system, pid):

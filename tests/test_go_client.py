@@ -172,14 +172,6 @@ def go(system) -> GoClient:
     return GoClient(system.url)
 
 
-@pytest.fixture
-def feeder(api, make_project, grant):
-    """test/common.go's testProject and testWorker: a project and a worker that may submit to it."""
-    pid = make_project()
-    worker = api.new_worker("feeder")
-    grant(worker, pid)
-    return pid, worker
-
 
 def _accepted(go: GoClient, admin, pid: int) -> None:
     status, answer = go.request_access(pid, assign=True, submit=False)

@@ -128,27 +128,40 @@ def endpoint(handler: Handler | None = None, *, once: bool = False,
         if too_late(caller):
             return UNAVAILABLE
         request = caller.get("request") if once else None
-        try:
+        with outage_is_503(handler.__name__) as answer:
             try:
-                return _run(self, handler, caller, params, request, project_of)
+                answer.reply = _run(self, handler, caller, params, request, project_of)
             except idempotency.Replayed:
-                return _replay(request) or UNAVAILABLE
+                answer.reply = _replay(request) or UNAVAILABLE
             except ApiError as exc:
                 # A run refused only because an earlier run of it committed (e.g. a redelivered
                 # submit meeting its own task as a duplicate) answers what that run answered;
                 # never to a caller whose credentials failed.
-                if exc.status == 401:
-                    return exc.as_reply()
-                return _replay(request) or exc.as_reply()
-        except (OperationalError, PendingRollbackError) as exc:
-            log.warning("database unavailable in %s: %s", handler.__name__, exc.__class__.__name__)
-            return UNAVAILABLE
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                return UNAVAILABLE
-            raise
+                answer.reply = exc.as_reply() if exc.status == 401 else (_replay(request) or exc.as_reply())
+        return answer.reply
 
     return rpc(entry)
+
+
+@dataclass
+class _Answer:
+    reply: Any = None
+
+
+@contextmanager
+def outage_is_503(name: str, unavailable: Any = UNAVAILABLE):
+    """The reply of a call whose database went away is a 503 (``unavailable``), not a crash: set
+    ``.reply`` of the yielded holder inside the block."""
+    answer = _Answer()
+    try:
+        yield answer
+    except (OperationalError, PendingRollbackError) as exc:
+        log.warning("database unavailable in %s: %s", name, exc.__class__.__name__)
+        answer.reply = unavailable
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        answer.reply = unavailable
 
 
 @dataclass(frozen=True)
@@ -311,18 +324,12 @@ def batch_endpoint(**members: Member) -> Any:
             return [UNAVAILABLE] * len(calls)
         if calls and all(too_late(caller) for caller, _, _ in calls):
             return [UNAVAILABLE] * len(calls)
-        try:
+        with outage_is_503("a batch", [UNAVAILABLE] * len(calls)) as answer:
             try:
-                return _run_batch(self, members, calls, False)
+                answer.reply = _run_batch(self, members, calls, False)
             except idempotency.Replayed:
-                return _run_batch(self, members, calls, True)
-        except (OperationalError, PendingRollbackError) as exc:
-            log.warning("database unavailable in a batch: %s", exc.__class__.__name__)
-            return [UNAVAILABLE] * len(calls)
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                return [UNAVAILABLE] * len(calls)
-            raise
+                answer.reply = _run_batch(self, members, calls, True)
+        return answer.reply
 
     entry.__doc__ = batch_endpoint.__doc__
     return rpc(entry)
@@ -343,16 +350,11 @@ def stepwise_endpoint(handler: Callable[[Any, dict, dict], dict]) -> Any:
         caller, params = caller or {}, params or {}
         if too_late(caller):
             return UNAVAILABLE
-        try:
-            return handler(self, caller, params)
-        except ApiError as exc:
-            return exc.as_reply()
-        except (OperationalError, PendingRollbackError) as exc:
-            log.warning("database unavailable in %s: %s", handler.__name__, exc.__class__.__name__)
-            return UNAVAILABLE
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                return UNAVAILABLE
-            raise
+        with outage_is_503(handler.__name__) as answer:
+            try:
+                answer.reply = handler(self, caller, params)
+            except ApiError as exc:
+                answer.reply = exc.as_reply()
+        return answer.reply
 
     return rpc(entry)

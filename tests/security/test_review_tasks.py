@@ -115,6 +115,18 @@ def _commits(system) -> int:
     return rows[0][0]
 
 
+def _parked_cost(system, worker: Api, pid: int, wait: int) -> tuple[int, int]:
+    """Transactions over ``wait`` seconds while idle, then while ``worker`` parks a ``?wait=``
+    get on ``pid`` that must end with "No task available"."""
+    idle = _transactions_over(system, wait)
+
+    def park() -> None:
+        r = worker.get(f"/task/get/{pid}?wait={wait}")
+        assert r.status_code == 200 and r.json()["ok"] is False, r.text
+
+    return _transactions_over(system, wait, park), idle
+
+
 def _transactions_over(system, seconds: float, during=None) -> int:
     """Transactions of this system's database over ``seconds`` (stats are flushed within ~1 s)."""
     before = _commits(system)
@@ -130,13 +142,7 @@ def test_a_parked_long_poll_on_an_empty_project_costs_a_handful_of_transactions(
     pid = make_project()
     worker = api.new_worker("poller")
     grant(worker, pid)
-    idle = _transactions_over(system, 10)
-
-    def park() -> None:
-        r = worker.get(f"/task/get/{pid}?wait=10")
-        assert r.status_code == 200 and r.json()["ok"] is False, r.text
-
-    parked = _transactions_over(system, 10, park)
+    parked, idle = _parked_cost(system, worker, pid, 10)
     # Before the fix: ~470 more than idle. Now: the one ask (and its stored reply) plus noise of the
     # background timers (an idle system runs ~30 transactions a second).
     print(f"\nparked wait=10 on an empty project: {parked} transactions in 10 s, idle {idle}")
@@ -156,13 +162,7 @@ def test_a_parked_long_poll_with_an_expired_unassignable_lease_does_not_spin(api
     assert_ok(a.post("/task/release", {"task_id": tid, "result": 0, "verification": 7}))
     assert assert_ok(b.get(f"/task/get/{pid}"))["content"]["task"]["id"] == tid
     time.sleep(1.2)  # b's lease has expired; a may never take the task again
-    idle = _transactions_over(system, 6)
-
-    def park() -> None:
-        r = a.get(f"/task/get/{pid}?wait=6")
-        assert r.status_code == 200 and r.json()["ok"] is False, r.text
-
-    parked = _transactions_over(system, 6, park)
+    parked, idle = _parked_cost(system, a, pid, 6)
     print(f"\nparked wait=6 behind an expired, unassignable lease: {parked} transactions, idle {idle}")
     assert parked - idle <= 20, (parked, idle)
 
