@@ -24,6 +24,9 @@ in both functions: their statements cost microseconds, and a disabled node's cos
 trigger JIT compilation of every statement that needs one.
 """
 
+import importlib.util
+from pathlib import Path
+
 from alembic import op
 
 revision = "0007"
@@ -150,112 +153,17 @@ def upgrade() -> None:
     op.execute(ASSIGN_MANY)
 
 
-# Restored on downgrade: 0004's tt_assign and 0005's tt_assign_many, as they were (CREATE OR REPLACE
-# also drops the planner settings: a function keeps the SET clauses of its latest definition only).
-ASSIGN_0004 = """
-CREATE OR REPLACE FUNCTION tt_assign(p_project bigint, p_worker bigint, p_n integer)
-RETURNS SETOF task LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-RETURN QUERY
-WITH free AS (
-  SELECT id, priority FROM task
-  WHERE project = p_project AND status = 1 AND assignee IS NULL
-    AND (verification_count <= 1 OR NOT EXISTS (
-         SELECT 1 FROM task_verification v WHERE v.task_id = task.id AND v.worker_id = p_worker))
-  ORDER BY priority DESC, id LIMIT p_n FOR UPDATE SKIP LOCKED
-), expired AS (
-  SELECT id, priority FROM task
-  WHERE project = p_project AND status = 1 AND assignee IS NOT NULL
-    AND lease_deadline IS NOT NULL AND lease_deadline <= clock_timestamp()
-    AND (verification_count <= 1 OR NOT EXISTS (
-         SELECT 1 FROM task_verification v WHERE v.task_id = task.id AND v.worker_id = p_worker))
-  ORDER BY priority DESC, id LIMIT p_n FOR UPDATE SKIP LOCKED
-), pick AS (
-  SELECT id FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) c ORDER BY priority DESC, id LIMIT p_n
-)
-UPDATE task SET assignee = p_worker,
-  assign_time = floor(extract(epoch FROM clock_timestamp()))::bigint,
-  lease_deadline = CASE WHEN max_assign_time > 0
-                        THEN clock_timestamp() + make_interval(secs => max_assign_time) END
-FROM pick WHERE task.id = pick.id
-RETURNING task.*;
-END
-$$
-"""
-
-ASSIGN_MANY_0005 = """
-CREATE OR REPLACE FUNCTION tt_assign_many(p_projects bigint[], p_workers bigint[], p_counts integer[])
-RETURNS TABLE (req integer, t task) LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-  v_project bigint;
-  v_reqs integer[];
-  v_total integer;
-  v_ids bigint[];
-  v_quorum boolean;
-  v_take_req integer[];
-  v_take_worker bigint[];
-  v_next integer;
-  v_i integer;
-  v_k integer;
-BEGIN
-  FOR v_project IN
-    SELECT p FROM unnest(p_projects) WITH ORDINALITY AS u(p, o) GROUP BY p ORDER BY min(o)
-  LOOP
-    SELECT array_agg(o ORDER BY o), sum(p_counts[o]) INTO v_reqs, v_total
-    FROM generate_subscripts(p_projects, 1) AS o WHERE p_projects[o] = v_project;
-
-    WITH free AS (
-      SELECT id, priority, verification_count FROM task
-      WHERE project = v_project AND status = 1 AND assignee IS NULL
-      ORDER BY priority DESC, id LIMIT v_total FOR UPDATE SKIP LOCKED
-    ), expired AS (
-      SELECT id, priority, verification_count FROM task
-      WHERE project = v_project AND status = 1 AND assignee IS NOT NULL
-        AND lease_deadline IS NOT NULL AND lease_deadline <= clock_timestamp()
-      ORDER BY priority DESC, id LIMIT v_total FOR UPDATE SKIP LOCKED
-    )
-    SELECT array_agg(c.id ORDER BY c.priority DESC, c.id), bool_or(c.verification_count > 1)
-    INTO v_ids, v_quorum
-    FROM (SELECT * FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) both_sets
-          ORDER BY priority DESC, id LIMIT v_total) c;
-
-    IF v_quorum THEN
-      FOREACH v_i IN ARRAY v_reqs LOOP
-        RETURN QUERY SELECT v_i, a FROM tt_assign(p_projects[v_i], p_workers[v_i], p_counts[v_i]) AS a;
-      END LOOP;
-      CONTINUE;
-    END IF;
-
-    v_take_req := '{}';
-    v_take_worker := '{}';
-    v_next := 1;
-    FOREACH v_i IN ARRAY v_reqs LOOP
-      FOR v_k IN 1 .. p_counts[v_i] LOOP
-        EXIT WHEN v_next > coalesce(array_length(v_ids, 1), 0);
-        v_take_req := v_take_req || v_i;
-        v_take_worker := v_take_worker || p_workers[v_i];
-        v_next := v_next + 1;
-      END LOOP;
-    END LOOP;
-
-    RETURN QUERY
-    WITH take AS (
-      SELECT * FROM unnest(v_ids[1:v_next - 1], v_take_req, v_take_worker) AS x(id, r, worker)
-    ), updated AS (
-      UPDATE task SET assignee = take.worker,
-        assign_time = floor(extract(epoch FROM clock_timestamp()))::bigint,
-        lease_deadline = CASE WHEN max_assign_time > 0
-                              THEN clock_timestamp() + make_interval(secs => max_assign_time) END
-      FROM take WHERE task.id = take.id
-      RETURNING take.r, task
-    )
-    SELECT updated.r, updated.task FROM updated;
-  END LOOP;
-END
-$$
-"""
+# Restored on downgrade: 0004's tt_assign and 0005's tt_assign_many, read from those migrations as
+# they are (CREATE OR REPLACE also drops the planner settings: a function keeps the SET clauses of
+# its latest definition only).
+def _sql_of(filename: str, name: str) -> str:
+    path = Path(__file__).with_name(filename)
+    spec = importlib.util.spec_from_file_location(f"_migration_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
 
 
 def downgrade() -> None:
-    op.execute(ASSIGN_0004)
-    op.execute(ASSIGN_MANY_0005)
+    op.execute(_sql_of("0004_assign_functions.py", "ASSIGN"))
+    op.execute(_sql_of("0005_assign_by_project.py", "ASSIGN_MANY"))
