@@ -37,6 +37,7 @@ from task_tracker_client.models import Result, Task
 
 log = logging.getLogger("task_tracker_client.worker")
 
+_COUNTER = {Result.OK: "ok", Result.FAIL: "failed", Result.SKIP: "skipped"}
 MAX_LOG_MESSAGE = 60_000  # the tracker accepts 65,536 characters per log message
 
 
@@ -125,7 +126,8 @@ class Worker:
         self._abandon = threading.Event()
         self._finished = threading.Event()
         self._keeper_wake = threading.Event()
-        self._queue: queue.Queue[_InFlight | None] = queue.Queue()
+        self._keeper_due = 0.0  # monotonic time the lease keeper wakes up at next (it sets this)
+        self._queue: queue.SimpleQueue[_InFlight | None] = queue.SimpleQueue()  # C: no Condition per put/get
         self._fatal: BaseException | None = None
 
     # --- control ----------------------------------------------------------------------------------------
@@ -257,7 +259,9 @@ class Worker:
                 entries.append(entry)
         for entry in entries:
             self._queue.put(entry)
-        if any(e.extend_at != float("inf") for e in entries):
+        # Wake the keeper only for a deadline before its next planned look (≤ 1 s away): with the
+        # usual leases of minutes a get costs no keeper wake-up at all.
+        if min(e.extend_at for e in entries) < self._keeper_due:
             self._keeper_wake.set()
 
     # --- handling ---------------------------------------------------------------------------------------
@@ -291,7 +295,7 @@ class Worker:
                 return  # the stop released it already
             entry.finished = True
         updated = self._release(task, result, verification)
-        self.stats.add({Result.OK: "ok", Result.FAIL: "failed", Result.SKIP: "skipped"}[result])
+        self.stats.add(_COUNTER[result])
         if updated is False:
             self.stats.add("not_updated")
 
@@ -327,7 +331,10 @@ class Worker:
             for entry in entries:
                 if entry.extend_at <= now and not (entry.finished or entry.abandoned):
                     self._extend(entry, now)
-                next_due = min(next_due, entry.extend_at)
+            with self._cond:  # under the lock _dispatch adds under: a task added later sees this due
+                for entry in self._inflight.values():
+                    next_due = min(next_due, entry.extend_at)
+                self._keeper_due = next_due
             self._keeper_wake.wait(max(0.01, next_due - time.monotonic()))
             self._keeper_wake.clear()
 
