@@ -179,29 +179,30 @@ def _cycle_ms(worker: Api, pid: int, n: int) -> float:
 
 
 def test_two_hundred_parked_long_polls_leave_other_projects_fast(api, system, make_project, grant):
+    """The review's measurement: 200 anonymous-worker long-polls parked on an empty public project
+    took another project's get + release from 26 to 266 ms. Each side is the best of three windows
+    of 30 cycles (medians): a 2-core machine's noise is a few ms, a busy loop is tenfold."""
     busy, empty = make_project(), make_project(public=True)
     worker = api.new_worker("cycler")
     grant(worker, busy)
     assert_ok(worker.post("/task/submit", {"project": busy, "recipe": "spin", "max_assign_time": 60}))
     _cycle_ms(worker, busy, 10)  # warm up
-    idle = _cycle_ms(worker, busy, 40)
+    idle = min(_cycle_ms(worker, busy, 30) for _ in range(3))
 
     pollers = [api.new_worker(f"anon-{i}") for i in range(200)]
-    answered = []
-    stop_at = time.monotonic() + 12
+    answered: list[int] = []
 
     def park(poller: Api) -> None:
-        while time.monotonic() < stop_at - 1:
-            r = poller.get(f"/task/get/{empty}?wait=8")
-            answered.append(r.status_code)
+        answered.append(poller.get(f"/task/get/{empty}?wait=12").status_code)
 
     threads = [threading.Thread(target=park, args=(p,), daemon=True) for p in pollers]
     for t in threads:
         t.start()
-    time.sleep(2)  # every poller parked
-    during = _cycle_ms(worker, busy, 40)
+    time.sleep(3)  # every poller has asked once and parked
+    during = min(_cycle_ms(worker, busy, 30) for _ in range(3))
+    assert answered == [], "a long-poll answered before its wait was over"  # measured while all were parked
     for t in threads:
         t.join(timeout=30)
-    assert answered and set(answered) == {200}, set(answered)
+    assert len(answered) == 200 and set(answered) == {200}, answered
     print(f"\nget + release p50: idle {idle:.1f} ms, with 200 parked long-polls {during:.1f} ms")
     assert during <= 2 * idle, (idle, during)
