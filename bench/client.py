@@ -10,8 +10,7 @@ alternate (so machine drift hits both alike):
 - **client-1x**: ``--workers`` separate ``Worker`` objects of concurrency 1 (one identity each, plain
   gets) — the shape of a fleet of single-threaded workers.
 
-``TTC_TRANSPORT=stdlib`` in the environment measures the client's ``http.client`` transport (the
-JSON records which). Reported: cycles/s per round, the mean of each mode, and client ÷ raw. Example::
+Reported: cycles/s per round, the mean of each mode, and client ÷ raw. Example::
 
     .venv/bin/python -m bench.client                      # 16 workers, 2 rounds of 15 s
     .venv/bin/python -m bench.client --duration 10 --rounds 1 --modes raw,client
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"client-{stamp}.json"
         path.write_text(json.dumps({"stamp": stamp, "args": {k: str(v) for k, v in vars(args).items()},
                                     "load_avg": os.getloadavg(),
-                                    "transport": os.environ.get("TTC_TRANSPORT") or "httpcore", "rows": rows,
+                                    "transport": "httpcore", "rows": rows,
                                     "means": means}, indent=2))
         log(f"wrote {path.relative_to(ROOT)}")
     return 0

@@ -15,11 +15,9 @@ Retry rules (why they are safe):
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import random
-import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -167,88 +165,6 @@ class _Connections:
             conn.close()
 
 
-class _StdlibConnections:
-    """The same keep-alive stack over the standard library's ``http.client`` (``TTC_TRANSPORT=stdlib``).
-
-    Measured on the 16-thread no-op Worker: 0.17 ms of client CPU per cycle against httpcore's 0.26
-    (h11's per-header validation and event machine cost more than http.client's header parsing).
-    Stale keep-alive sockets are dropped when taken (readable while idle = closed by the server)."""
-
-    errors = (OSError, http.client.HTTPException)
-
-    def __init__(self, url: str, size: int, keepalive_expiry: float = 30.0) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"the tracker URL must be http(s)://host[:port][/prefix], not {url!r}")
-        self.https = parts.scheme == "https"
-        self.hostname = parts.hostname
-        self.port = parts.port or (443 if self.https else 80)
-        self.prefix = parts.path.rstrip("/")
-        self.host_header = _host_header(url)
-        self.size = max(1, int(size))
-        self.keepalive_expiry = keepalive_expiry
-        self._idle: list[tuple[http.client.HTTPConnection, float]] = []
-        self._busy = 0
-        self._cond = threading.Condition(threading.Lock())
-        self._ssl = None
-
-    def request(self, method: str, target: str, headers: list, content: bytes | None,
-                extensions: dict) -> tuple[int, bytes]:
-        timeouts = extensions["timeout"]
-        conn = self._take(timeouts["pool"])
-        try:
-            if conn.sock is None:
-                conn.timeout = timeouts["connect"]
-                conn.connect()
-            conn.sock.settimeout(timeouts["read"])
-            conn.putrequest(method, self.prefix + target, skip_host=True, skip_accept_encoding=True)
-            for name, value in headers:
-                conn.putheader(name, value)
-            conn.endheaders(content)
-            resp = conn.getresponse()
-            data = resp.read()
-        except BaseException:
-            conn.close()
-            self._give_back(None)
-            raise
-        self._give_back(conn)
-        return resp.status, data
-
-    def _new(self) -> http.client.HTTPConnection:
-        if self.https:
-            import ssl
-
-            self._ssl = self._ssl or ssl.create_default_context()
-            return http.client.HTTPSConnection(self.hostname, self.port, context=self._ssl)
-        return http.client.HTTPConnection(self.hostname, self.port)
-
-    def _take(self, timeout: float) -> http.client.HTTPConnection:
-        with self._cond:
-            if self._busy >= self.size and not self._cond.wait_for(lambda: self._busy < self.size, timeout):
-                raise TimeoutError(f"no free connection in {timeout:g} s (pool_size {self.size})")
-            self._busy += 1
-            now = time.monotonic()
-            while self._idle:
-                conn, used = self._idle.pop()
-                if now - used < self.keepalive_expiry and not _readable(conn.sock):
-                    return conn
-                conn.close()
-        return self._new()
-
-    def _give_back(self, conn: http.client.HTTPConnection | None) -> None:
-        with self._cond:
-            self._busy -= 1
-            if conn is not None and conn.sock is not None:
-                self._idle.append((conn, time.monotonic()))
-            self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            idle, self._idle = self._idle, []
-        for conn, _ in idle:
-            conn.close()
-
-
 def _host_header(url: str) -> bytes:
     """The Host header: the URL's host (IPv6 in brackets) and its port unless it is the default."""
     parts = urlsplit(url)
@@ -256,28 +172,6 @@ def _host_header(url: str) -> bytes:
     host = f"[{host}]" if ":" in host else host
     default = 443 if parts.scheme == "https" else 80
     return (host if parts.port in (None, default) else f"{host}:{parts.port}").encode("idna")
-
-
-def _readable(sock: Any) -> bool:
-    """An idle keep-alive socket that is readable was closed by the server (or is broken)."""
-    if sock is None:
-        return True
-    try:
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True
-
-
-TRANSPORTS = {"httpcore": _Connections, "stdlib": _StdlibConnections}
-
-
-def _transport(name: str | None) -> type[_Connections] | type[_StdlibConnections]:
-    """``TTC_TRANSPORT``: ``httpcore`` (default) or ``stdlib`` (``http.client``: about a third less
-    client CPU per worker cycle, no third-party HTTP code; see the README's cost numbers)."""
-    name = (name or "httpcore").strip().lower()
-    if name not in TRANSPORTS:
-        raise ValueError(f"TTC_TRANSPORT={name!r}: use one of {', '.join(TRANSPORTS)}")
-    return TRANSPORTS[name]
 
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -312,7 +206,7 @@ class Client:
         # the CPU per request, and httpcore's ConnectionPool scans every connection of the pool for
         # every request under one lock (a third of a 16-thread worker's CPU); a worker fleet's client
         # shares the machine with the tracker.
-        self._http = _transport(os.environ.get("TTC_TRANSPORT"))(self.url, pool_size)
+        self._http = _Connections(self.url, pool_size)
         self._headers = [(b"Host", self._http.host_header), *headers]
 
     # --- identity -------------------------------------------------------------------------------------
