@@ -13,7 +13,7 @@ from typing import Any
 import falcon
 from pydantic import ValidationError
 
-from tracker.errors import ApiError, bad_request
+from tracker.errors import Invalid, TooLarge, Unauthorized
 from tracker.fields import INT63_MAX, Message
 from tracker.hashing import decode_worker_secret, digest
 from tracker.routing import QueryParam, Route
@@ -39,7 +39,7 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
     """
     length = req.content_length
     if length is not None and length > limit:
-        raise ApiError(413, f"Request body larger than {limit} bytes")
+        raise TooLarge(f"Request body larger than {limit} bytes")
     chunked = length is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
     stream = req.stream if chunked else req.bounded_stream
     parts, size = [], 0
@@ -50,7 +50,7 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
         parts.append(part)
         size += len(part)
     if size > limit:
-        raise ApiError(413, f"Request body larger than {limit} bytes")
+        raise TooLarge(f"Request body larger than {limit} bytes")
     return b"".join(parts)
 
 
@@ -62,7 +62,7 @@ def credentials(req: falcon.Request) -> dict:
         worker_id = parse_int((wid or "").strip(), 1, INT63_MAX)
         raw_secret = decode_worker_secret(secret or "")
         if worker_id is None or not raw_secret:
-            raise ApiError(401, "Invalid worker credentials")
+            raise Unauthorized("Invalid worker credentials")
         caller["worker_id"] = worker_id
         caller["worker_digest"] = digest(raw_secret)
     cookies = req.get_cookie_values(SESSION_COOKIE)
@@ -74,7 +74,7 @@ def credentials(req: falcon.Request) -> dict:
 def path_id(name: str, raw: str) -> int:
     value = parse_int(raw, 1, INT63_MAX) if raw[:1].isdigit() else None
     if value is None:
-        raise bad_request(f"invalid path parameter '{name}': must be an integer in 1 … 2^63−1")
+        raise Invalid(f"invalid path parameter '{name}': must be an integer in 1 … 2^63−1")
     return value
 
 
@@ -84,11 +84,11 @@ def query_params(req: falcon.Request, spec: dict[str, QueryParam]) -> dict[str, 
         raw = req.get_param(name)
         if raw is None:
             if rule.required:
-                raise bad_request(f"invalid query parameter '{name}': required")
+                raise Invalid(f"invalid query parameter '{name}': required")
             continue
         value = parse_int(raw.strip(), rule.lo, rule.hi)
         if value is None:
-            raise bad_request(f"invalid query parameter '{name}': must be an integer in {rule.lo} … {rule.hi}")
+            raise Invalid(f"invalid query parameter '{name}': must be an integer in {rule.lo} … {rule.hi}")
         values[name] = value
     return values
 
@@ -115,13 +115,13 @@ def parse_json(raw: bytes, route: Route) -> Any:
         hook = _without_nulls if b"null" in raw else None
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_hook=hook)
     except RecursionError:
-        raise bad_request("malformed JSON body: nested too deeply") from None
+        raise Invalid("malformed JSON body: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise bad_request(f"malformed JSON body: {exc}") from None
+        raise Invalid(f"malformed JSON body: {exc}") from None
     if isinstance(data, list) and route.bare_list_key:
         return {route.bare_list_key: data}
     if not isinstance(data, dict):
-        raise bad_request("request body must be a JSON object")
+        raise Invalid("request body must be a JSON object")
     return data
 
 
@@ -289,6 +289,6 @@ def validate_body(model: type[Message], data: dict) -> dict:
         err = exc.errors(include_url=False, include_input=False)[0]
         text = _wording(err, model)
         if not err["loc"]:
-            raise bad_request(text) from None
-        raise bad_request(f"invalid field '{_loc(err['loc'])}': {text}") from None
+            raise Invalid(text) from None
+        raise Invalid(f"invalid field '{_loc(err['loc'])}': {text}") from None
     return message.to_params()

@@ -7,9 +7,10 @@ import psycopg
 from kombu import Connection
 
 import tracker.db  # noqa: F401 - sets the cooperative psycopg wait function before psycopg loads
-from gateway.routes import Dispatcher, send
+from gateway.replies import http_body, http_status
+from gateway.routes import Dispatcher, Replied, send
 from tracker import __version__
-from tracker.errors import ApiError, envelope
+from tracker.errors import Refused, envelope
 from tracker.settings import Settings
 
 PROBE_TIMEOUT = 2.0
@@ -40,9 +41,12 @@ class Index:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
             self.dispatcher.check_credentials(req)
-        except ApiError as exc:
-            answer = exc.as_reply()
-            send(resp, answer["status"], answer["body"])
+        except Refused as exc:
+            answer = exc.reply()
+            send(resp, http_status(answer), http_body(answer))
+            return
+        except Replied as replied:
+            send(resp, http_status(replied.reply), http_body(replied.reply))
             return
         send(resp, 200, envelope(True, {"name": "task_tracker", "version": __version__}))
 

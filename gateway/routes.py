@@ -30,9 +30,12 @@ from gateway.inputs import (
 )
 from gateway.longpoll import Waiters
 from gateway.metrics import count_tasks
+from gateway.replies import http_body, http_status
 from gateway.rpc import RpcClient
 from gateway.security import ClientAddresses, OriginGuard
-from tracker.errors import ApiError
+from tracker.contract import Caller as RpcCaller
+from tracker.contract import Reply
+from tracker.errors import Invalid, Refused, Unauthorized
 from tracker.hashing import digest, new_session_token
 from tracker.plugins import Plugin
 from tracker.routing import Caller, Route, Session
@@ -66,7 +69,7 @@ class Dispatcher:
         self.settings = settings
         self.rpc = rpc
         self.waiters = Waiters(settings)
-        self.coalescers: dict[tuple[str, str], Coalescer] = {}
+        self.coalescers: dict[str, Coalescer] = {}
         self.origins = OriginGuard(settings.public_origins)
         self.clients = ClientAddresses(settings.trusted_proxies)
 
@@ -74,38 +77,47 @@ class Dispatcher:
         """For routes without an RPC of their own: worker headers, if sent, must be valid."""
         caller = credentials(req)
         if "worker_id" in caller:
-            answer = self.rpc.call(*IDENTIFY, caller, {})
-            if answer["status"] != 200:
-                raise ApiError(answer["status"], answer["body"].get("message", "Unauthorized"))
+            self._identify(caller)
         return caller
+
+    def _identify(self, caller: dict) -> dict:
+        """Who the credentials name (worker_svc's ``identify``); a refusal is raised."""
+        service, op = IDENTIFY
+        answer = self.rpc.dispatch(service, [[RpcCaller(**caller).wire(), op, {}]])[0]
+        if not answer.ok:
+            raise Replied(answer)
+        return answer.content or {}
 
     def handle(self, service: str, route: Route, req: falcon.Request, resp: falcon.Response, **path) -> None:
         try:
             if route.guarded:  # right after the route match, before any other check (contract §2)
                 self.origins.check(req)
             answer, token = self._dispatch(service, route, req, path)
-        except ApiError as exc:
-            answer, token = exc.as_reply(), None
-        send(resp, answer["status"], answer["body"])
-        if route.session is Session.OPEN and token and answer["status"] == 200:
+        except Refused as exc:
+            answer, token = exc.reply(), None
+        except Replied as replied:
+            answer, token = replied.reply, None
+        status = http_status(answer, route.status)
+        send(resp, status, None if status == 204 else http_body(answer))
+        if route.session is Session.OPEN and token and answer.ok:
             resp.set_cookie(
                 SESSION_COOKIE, token, max_age=self.settings.session_lifetime, path="/",
                 http_only=True, secure=self.settings.secure_cookies, same_site="Strict",
             )
-        elif route.session is Session.CLOSE and answer["status"] < 400:
+        elif route.session is Session.CLOSE and status < 400:
             resp.unset_cookie(SESSION_COOKIE, path="/")
 
-    def _dispatch(self, service: str, route: Route, req: falcon.Request, path: dict) -> tuple[dict, str | None]:
+    def _dispatch(self, service: str, route: Route, req: falcon.Request, path: dict) -> tuple[Reply, str | None]:
         raw = read_body(req, self.settings.max_body_bytes)
         caller = credentials(req)
         if route.caller is Caller.WORKER and "worker_id" not in caller:
-            raise ApiError(401, "Worker credentials required")
+            raise Unauthorized("Worker credentials required")
         if route.caller is Caller.MANAGER and "session_digest" not in caller:
-            raise ApiError(401, "Unauthorized")
+            raise Unauthorized("Unauthorized")
         try:
             params = self._params(route, req, path, raw)
             self._idempotency_key(route, req, caller)
-        except ApiError as syntax_error:
+        except Refused as syntax_error:
             self._credentials_before_syntax(route, caller)
             raise syntax_error from None
         token = None
@@ -121,21 +133,22 @@ class Dispatcher:
             answer = self._long_poll(service, route, caller, params)
         else:
             answer = self._call(service, route, caller, params)
-        count_tasks(answer.get("counts"))
+        count_tasks(answer.counts)
         return answer, token
 
-    def _call(self, service: str, route: Route, caller: dict, params: dict) -> dict:
-        """One RPC. Each call is named afresh (a redelivery of it keeps the name), unless the
-        client named the request with an Idempotency-Key."""
+    def _call(self, service: str, route: Route, caller: dict, params: dict) -> Reply:
+        """One call of the service's operation ``route.rpc``: a batch of one, or a place in the
+        next batch of concurrent calls (``route.batch``). Each call is named afresh (a redelivery
+        of it keeps the name), unless the client named the request with an Idempotency-Key."""
         caller = {**caller, "deadline": time.time() + self.settings.rpc_timeout}
         if not caller.get("keyed"):
             caller["request"] = uuid.uuid4().hex
+        call = [RpcCaller(**caller).wire(), route.rpc, params]
         if route.batch and self.settings.gateway_batching:
-            key = (service, route.batch)
-            coalescer = self.coalescers.get(key) or self.coalescers.setdefault(
-                key, Coalescer(self.rpc, service, route.batch))
-            return coalescer.call(caller, params, route.rpc)
-        return self.rpc.call(service, route.rpc, caller, params)
+            coalescer = self.coalescers.get(service) or self.coalescers.setdefault(
+                service, Coalescer(self.rpc, service))
+            return coalescer.call(call)
+        return self.rpc.dispatch(service, [call])[0]
 
     @staticmethod
     def _idempotency_key(route: Route, req: falcon.Request, caller: dict) -> None:
@@ -143,12 +156,12 @@ class Dispatcher:
         if key is None:
             return
         if not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isascii() and key.isprintable()):
-            raise ApiError(400, f"invalid header '{IDEMPOTENCY_HEADER}': must be 1 … {MAX_IDEMPOTENCY_KEY} "
+            raise Invalid(f"invalid header '{IDEMPOTENCY_HEADER}': must be 1 … {MAX_IDEMPOTENCY_KEY} "
                                 "printable ASCII characters")
         caller["request"] = digest(f"idempotency-key\0{caller['worker_id']}\0{route.path}\0{key}")
         caller["keyed"] = True
 
-    def _long_poll(self, service: str, route: Route, caller: dict, params: dict) -> dict:
+    def _long_poll(self, service: str, route: Route, caller: dict, params: dict) -> Reply:
         """Ask; while the answer is "nothing yet", park until woken or the wait is over.
 
         The request is parked before each ask, so a task committed between the ask and the park
@@ -161,9 +174,9 @@ class Dispatcher:
             try:
                 answer = self._call(service, route, caller, params)
                 left = deadline - time.monotonic()
-                if not answer.get("park") or left <= 0:
+                if not answer.park or left <= 0:
                     return answer
-                retry_in = answer.get("retry_in")
+                retry_in = answer.retry_in
                 # A floor between re-asks: an expiry is met a little late rather than polled for.
                 self.waiters.wait(event, left if retry_in is None else min(left, max(retry_in, 0.0) + 0.02))
             finally:
@@ -183,14 +196,19 @@ class Dispatcher:
         """401 (and a paused worker's 400 on task get) come before a syntax 400."""
         if not caller:
             return
-        answer = self.rpc.call(*IDENTIFY, caller, {})
-        if answer["status"] != 200:
-            raise ApiError(answer["status"], answer["body"].get("message", "Unauthorized"))
-        who = answer["body"].get("content") or {}
+        who = self._identify(caller)
         if route.paused_first and who.get("worker_paused"):
-            raise ApiError(400, PAUSED_MESSAGE)
+            raise Invalid(PAUSED_MESSAGE)
         if route.caller is Caller.MANAGER and who.get("manager_id") is None:
-            raise ApiError(401, "Unauthorized")
+            raise Unauthorized("Unauthorized")
+
+
+class Replied(Exception):
+    """A service's refusal met on the way (credentials checked before syntax), answered as is."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.message)
+        self.reply = reply
 
 
 class RouteResource:

@@ -31,26 +31,28 @@ from dataclasses import dataclass, field
 import amqp
 from kombu import Connection
 
-from tracker.errors import UNAVAILABLE, envelope, reply
+from tracker.contract import Reply
+from tracker.errors import UNAVAILABLE, Internal
 from tracker.settings import Settings
 
 log = logging.getLogger("gateway.rpc")
 
 TRANSIENT = 1  # AMQP delivery mode: not written to the broker's disk
-INTERNAL_ERROR = reply(500, envelope(False, message="Internal error"))
+INTERNAL_ERROR = Internal().reply()
 
 
 @dataclass
 class _Waiter:
     conn: object
     done: threading.Event = field(default_factory=threading.Event)
-    answer: dict = field(default_factory=lambda: UNAVAILABLE)
+    answer: list | None = None  # the service's replies, as sent; None: no answer (503)
+    failed: bool = False  # the service raised (500)
 
 
 class RpcClient:
-    """``call(service, method, *args)`` answers the service's reply dict, or an error reply:
-    503 when no replica answers in time or the broker is unreachable, 500 when the service
-    raised."""
+    """``dispatch(service, calls)`` sends a batch of calls to the service's one entrypoint
+    (tracker/service.py) and answers one ``Reply`` per call: 503 when no replica answers in time
+    or the broker is unreachable, 500 when the service raised."""
 
     def __init__(self, settings: Settings) -> None:
         self._uri = settings.amqp_uri
@@ -111,11 +113,11 @@ class RpcClient:
             body = json.loads(message.body)
             if body.get("error"):
                 log.error("service call failed: %s: %s", body["error"].get("exc_type"), body["error"].get("value"))
-                waiter.answer = INTERNAL_ERROR
+                waiter.failed = True
             else:
                 waiter.answer = body.get("result")
         except (ValueError, AttributeError):
-            waiter.answer = INTERNAL_ERROR
+            waiter.failed = True
         waiter.done.set()
 
     def _on_return(self, exc, exchange, routing_key, message) -> None:
@@ -125,13 +127,24 @@ class RpcClient:
             waiter.done.set()  # its answer stays 503
 
     # --- calls -------------------------------------------------------------------------------
-    def call(self, service: str, method: str, *args) -> dict:
+    def dispatch(self, service: str, calls: list[list]) -> list[Reply]:
+        """``calls``: ``[caller, operation, params]`` each (tracker/contract.py)."""
+        answer = self._call(service, "dispatch", calls)
+        if isinstance(answer, list) and len(answer) == len(calls):
+            try:
+                return [Reply.model_validate(reply) for reply in answer]
+            except ValueError:
+                log.error("%s answered replies that are not the contract's", service)
+                return [INTERNAL_ERROR] * len(calls)
+        return [INTERNAL_ERROR if answer is INTERNAL_ERROR else UNAVAILABLE] * len(calls)
+
+    def _call(self, service: str, method: str, *args) -> list | Reply | None:
         try:
             conn = self._conn or self._connect()
             channel = self._channel
         except Exception as exc:  # noqa: BLE001 - broker unreachable in any of kombu's ways
             log.warning("cannot reach the broker: %s", exc.__class__.__name__)
-            return UNAVAILABLE
+            return None
         cid = uuid.uuid4().hex
         waiter = self._waiters[cid] = _Waiter(conn)
         message = amqp.Message(
@@ -145,11 +158,11 @@ class RpcClient:
         except Exception as exc:  # noqa: BLE001 - connection lost while sending
             self._waiters.pop(cid, None)
             self._lost(conn, exc)
-            return UNAVAILABLE
+            return None
         if not waiter.done.wait(self._timeout):
             self._waiters.pop(cid, None)
             log.warning("no answer from %s.%s within %.1f s", service, method, self._timeout)
-        return waiter.answer
+        return INTERNAL_ERROR if waiter.failed else waiter.answer
 
     def close(self) -> None:
         conn = self._conn

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import falcon
 
-from tracker.errors import ApiError
+from tracker.errors import Forbidden
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -71,12 +71,12 @@ class OriginGuard:
     def check(self, req: falcon.Request) -> None:
         site = req.get_header("Sec-Fetch-Site")
         if site is not None and site.strip().lower() not in SAME_ORIGIN_FETCH:
-            raise ApiError(403, CROSS_ORIGIN_MESSAGE)
+            raise Forbidden(CROSS_ORIGIN_MESSAGE)
         origin = req.get_header("Origin")
         if origin is not None:
             claimed = parse_origin(origin)
             if claimed is None or (claimed not in self.public and claimed != self._own(req)):
-                raise ApiError(403, CROSS_ORIGIN_MESSAGE)
+                raise Forbidden(CROSS_ORIGIN_MESSAGE)
 
     @staticmethod
     def _own(req: falcon.Request) -> Origin | None:

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from gateway.inputs import _unwrap, validate_body
-from tracker.errors import ApiError
+from tracker.errors import Refused
 from tracker.fields import Message
 from tracker.plugins import discover
 
@@ -119,7 +119,7 @@ def test_the_walk_covers_every_route_with_a_body():
 def test_message_is_plain_english(route, model, field, bad, body):
     try:
         validate_body(model, body)
-    except ApiError as exc:
+    except Refused as exc:
         assert exc.status == 400
         message = exc.message
     else:

@@ -9,7 +9,7 @@ from functools import cache
 from sqlalchemy import BigInteger, Connection, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from tracker.errors import not_found
+from tracker.errors import NotFound
 from tracker.identity import Identity
 from tracker.schema import manager_role, project, worker_access
 from tracker.views import project_full_query
@@ -132,7 +132,7 @@ def project_access(conn: Connection, ident: Identity, project_id: int, lock: boo
         row = conn.execute(query, {"project_id": project_id, "manager_id": ident.manager_id,
                                    "worker_id": ident.worker_id}).mappings().first()
     if row is None:
-        raise not_found("Project not found")
+        raise NotFound("Project not found")
     row = dict(row)
     row.pop("_w", None)
     role = ROLE_ALL if ident.admin else (row.pop("_role", None) or 0)

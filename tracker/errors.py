@@ -1,15 +1,19 @@
-"""The response envelope (contract §1.3) and the one exception type that carries an HTTP answer.
+"""Domain errors and the reply constructors every layer uses.
 
-Services return plain dicts ``{"status": int, "body": envelope, ...}`` over RPC; the gateway relays
-them unchanged, so every service speaks the same reply shape.
+Services refuse a call by raising one of the ``Refused`` errors below; they never name an HTTP
+status. The gateway raises the same errors for what it refuses itself (size, credentials, syntax),
+and turns every ``Reply`` into an HTTP answer through one table (gateway/replies.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+from tracker.contract import Outcome, Reply
 
 
 def envelope(ok: bool, content: Any = None, message: str | None = None, **extra: Any) -> dict:
+    """The response body of contract §1.3."""
     body: dict[str, Any] = {"ok": ok}
     if message:
         body["message"] = message
@@ -19,52 +23,71 @@ def envelope(ok: bool, content: Any = None, message: str | None = None, **extra:
     return body
 
 
-def reply(status: int, body: dict, **extra: Any) -> dict:
-    return {"status": status, "body": body, **extra}
+def ok(content: Any = None, message: str | None = None) -> Reply:
+    return Reply(content=content, message=message)
 
 
-def ok(content: Any = None, message: str | None = None, status: int = 200) -> dict:
-    return reply(status, envelope(True, content, message))
+def declined(message: str, content: Any = None, **side: Any) -> Reply:
+    """A negative answer that is not an error ("No task available"): 200 with ``ok: false``."""
+    return Reply(outcome=Outcome.DECLINED, message=message, content=content, **side)
 
 
-def with_counts(answer: dict, **counts: int) -> dict:
+def with_counts(answer: Reply, **counts: int) -> Reply:
     """Attach what the operation did (tasks submitted, assigned, closed) for the gateway's metrics."""
-    answer["counts"] = counts
+    answer.counts = counts
     return answer
 
 
-class ApiError(Exception):
-    """An answer other than success; raised anywhere, turned into a reply at the edge."""
+class Refused(Exception):
+    """A call refused; raised anywhere before the refused call's first write."""
 
-    def __init__(self, status: int, message: str, content: Any = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    outcome: ClassVar[Outcome]
+    default: ClassVar[str]
+
+    def __init__(self, message: str | None = None, content: Any = None, **extra: Any) -> None:
+        self.message = message or self.default
+        super().__init__(self.message)
         self.content = content
-        self.extra = extra
+        self.extra = extra or None
 
-    def as_reply(self) -> dict:
-        return reply(self.status, envelope(False, self.content, self.message, **self.extra))
-
-
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, message)
+    def reply(self) -> Reply:
+        return Reply(outcome=self.outcome, message=self.message, content=self.content, extra=self.extra)
 
 
-def unauthorized(message: str = "Unauthorized", content: Any = None) -> ApiError:
-    return ApiError(401, message, content)
+class Invalid(Refused):
+    outcome, default = Outcome.INVALID, "Bad request"
 
 
-def forbidden(message: str = "Forbidden") -> ApiError:
-    return ApiError(403, message)
+class Unauthorized(Refused):
+    outcome, default = Outcome.UNAUTHORIZED, "Unauthorized"
 
 
-def not_found(message: str = "Not found") -> ApiError:
-    return ApiError(404, message)
+class Forbidden(Refused):
+    outcome, default = Outcome.FORBIDDEN, "Forbidden"
 
 
-def conflict(message: str = "Conflict") -> ApiError:
-    return ApiError(409, message)
+class NotFound(Refused):
+    outcome, default = Outcome.NOT_FOUND, "Not found"
 
 
-UNAVAILABLE = reply(503, envelope(False, message="Service unavailable"))
+class Conflict(Refused):
+    outcome, default = Outcome.CONFLICT, "Conflict"
+
+
+class TooLarge(Refused):
+    outcome, default = Outcome.TOO_LARGE, "Request body too large"
+
+
+class RateLimited(Refused):
+    outcome, default = Outcome.RATE_LIMITED, "Too many requests"
+
+
+class Unavailable(Refused):
+    outcome, default = Outcome.UNAVAILABLE, "Service unavailable"
+
+
+class Internal(Refused):
+    outcome, default = Outcome.INTERNAL, "Internal error"
+
+
+UNAVAILABLE = Unavailable().reply()

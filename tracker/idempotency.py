@@ -17,6 +17,8 @@ import json
 
 from sqlalchemy import Connection, text
 
+from tracker.contract import Reply
+
 REDELIVERY_WINDOW = 15 * 60  # a per-request name only needs to outlive a redelivery
 KEYED_WINDOW = 24 * 3600  # the contract's promise to clients that send Idempotency-Key
 
@@ -25,24 +27,19 @@ class Replayed(Exception):
     """The request committed before: roll this run back and answer the stored reply."""
 
 
-def lookup(conn: Connection, request: str) -> dict | None:
-    raw = conn.execute(text("SELECT reply FROM rpc_outcome WHERE request = :r AND expires > now()"),
-                       {"r": request}).scalar()
-    return json.loads(raw) if raw is not None else None
-
-
 def prune(conn: Connection, limit: int = 50_000) -> int:
     return conn.execute(text("""
         DELETE FROM rpc_outcome WHERE request IN (
             SELECT request FROM rpc_outcome WHERE expires < now() LIMIT :n)"""), {"n": limit}).rowcount
 
 
-def lookup_many(conn: Connection, requests: list[str]) -> dict[str, dict]:
+def lookup_many(conn: Connection, requests: list[str]) -> dict[str, Reply]:
+    """The stored replies of those of ``requests`` that committed, by request name."""
     if not requests:
         return {}
     rows = conn.execute(text("SELECT request, reply FROM rpc_outcome WHERE request = ANY(:r) AND expires > now()"),
                         {"r": requests}).all()
-    return {row.request: json.loads(row.reply) for row in rows}
+    return {row.request: Reply.model_validate_json(row.reply) for row in rows}
 
 
 # Stored replies travel as one JSON parameter: client-side binding (tracker.db.script) of a

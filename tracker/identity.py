@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, func, select
 
-from tracker.errors import ApiError, unauthorized
+from tracker.contract import Caller
+from tracker.errors import Forbidden, Refused, Unauthorized
 from tracker.hashing import digests_equal
 from tracker.schema import manager, manager_session, worker
 
@@ -30,22 +31,22 @@ class Identity:
 
     def require_worker(self) -> int:
         if self.worker_id is None:
-            raise unauthorized("Worker credentials required")
+            raise Unauthorized("Worker credentials required")
         return self.worker_id
 
     def require_manager(self) -> int:
         if self.manager_id is None:
-            raise unauthorized("Unauthorized")
+            raise Unauthorized("Unauthorized")
         return self.manager_id
 
     def require_admin(self) -> None:
         self.require_manager()
         if not self.admin:
-            raise ApiError(403, "Tracker admin required")
+            raise Forbidden("Tracker admin required")
 
-    def denied(self, message: str = "Forbidden") -> ApiError:
+    def denied(self, message: str = "Forbidden") -> Refused:
         """401 for an anonymous caller, 403 for an identified one (contract §4)."""
-        return unauthorized("Unauthorized") if self.anonymous else ApiError(403, message)
+        return Unauthorized("Unauthorized") if self.anonymous else Forbidden(message)
 
 
 # Built once: identity is resolved on every request.
@@ -63,10 +64,10 @@ _WORKERS = select(worker.c.id, worker.c.secret_digest, worker.c.paused).where(
 PRELOADED: ContextVar[dict | None] = ContextVar("tt_preloaded_workers", default=None)
 
 
-def preload_query(callers: list[dict]) -> tuple | None:
+def preload_query(callers: list[Caller]) -> tuple | None:
     """The statement reading the worker rows of a whole batch (tracker.service.batch_endpoint),
     or None when no caller names a worker; its rows go to use_preloaded()."""
-    ids = sorted({c["worker_id"] for c in callers if c.get("worker_id") is not None})
+    ids = sorted({c.worker_id for c in callers if c.worker_id is not None})
     return (_WORKERS, {"ids": ids}) if ids else None
 
 
@@ -75,8 +76,8 @@ def use_preloaded(rows: list[dict]) -> None:
     PRELOADED.set({row["id"]: (row["secret_digest"], row["paused"]) for row in rows})
 
 
-def identify(conn: Connection, caller: dict) -> Identity:
-    worker_id = caller.get("worker_id")
+def identify(conn: Connection, caller: Caller) -> Identity:
+    worker_id = caller.worker_id
     worker_paused = False
     if worker_id is not None:
         preloaded = PRELOADED.get()
@@ -84,11 +85,11 @@ def identify(conn: Connection, caller: dict) -> Identity:
             row = preloaded[worker_id]
         else:
             row = conn.execute(_WORKER, {"id": worker_id}).first()
-        if row is None or not digests_equal(row[0], caller.get("worker_digest")):
-            raise unauthorized("Invalid worker credentials")
+        if row is None or not digests_equal(row[0], caller.worker_digest):
+            raise Unauthorized("Invalid worker credentials")
         worker_paused = row[1]
     manager_id, admin = None, False
-    session_digest = caller.get("session_digest")
+    session_digest = caller.session_digest
     if session_digest:
         row = conn.execute(_SESSION, {"digest": session_digest}).first()
         if row is not None:

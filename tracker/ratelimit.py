@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from tracker.errors import ApiError
+from tracker.errors import RateLimited
 from tracker.fields import MIN_RATE
 
 ASSIGN, SUBMIT = 0, 1
@@ -65,7 +65,7 @@ def admit(conn: Connection, project_id: int, kind: int, rate: float) -> Admissio
         return Admission(project_id, kind, 0.0, 0.0)
     row = conn.execute(_LOCK, {"p": project_id, "k": kind}).one()
     if row.now < row.next_free:
-        raise ApiError(429, TOO_MANY, rate_limit_delay=row.next_free - row.now)
+        raise RateLimited(TOO_MANY, rate_limit_delay=row.next_free - row.now)
     return Admission(project_id, kind, rate, row.now)
 
 

@@ -49,9 +49,9 @@ class Route:
     # Accepts the ``Idempotency-Key`` header (extension): a retry with the same key by the same
     # worker within 24 h answers the first reply and changes nothing (tracker/idempotency.py).
     idempotency_key: bool = False
-    # The service's batch entrypoint for this route (tracker.service.batch_endpoint): concurrent
-    # requests in one gateway process then travel together as one RPC (gateway/batching.py).
-    batch: str | None = None
+    # Concurrent requests of batch routes in one gateway process travel together as one RPC
+    # (gateway/batching.py) and run in one transaction (tracker/service.py).
+    batch: bool = False
     # Cross-origin refusal (contract §2). None: guarded iff a POST route a manager calls (so a new
     # manager route is guarded unless it says otherwise); True/False: as declared (the GET routes
     # that change state with a manager's cookie — /logout, promote, demote — and /logs, a read).

@@ -1,146 +1,286 @@
-"""The service side of every RPC: one decorator that makes a nameko entrypoint out of a handler.
+"""One path for every RPC: a service's operations run as batches of calls in one transaction.
 
-Every entrypoint takes ``(caller, params)`` and returns a reply dict (tracker.errors). The handler
-runs in one database transaction with the caller's identity resolved inside it; an ApiError rolls
-the transaction back (nothing changes on a refused request) and becomes its reply; a database
-outage becomes 503. ``@endpoint(once=True)`` marks a state-changing entrypoint: its reply is
-stored with its effect, so a redelivered or retried request answers the first reply instead of
-acting twice (tracker/idempotency.py).
+A service (``class TaskService(Service)``) declares its operations with ``@operation`` and gets
+one RPC entrypoint, ``dispatch``: a list of calls ``[caller, operation, params]``
+(tracker/contract.py), answered by a list of replies. A single request is a batch of one; the
+gateway puts concurrent hot requests into one batch (gateway/batching.py). A batch is one
+transaction of three database round trips (tracker.db.script):
+
+1. ``BEGIN`` with the worker row of every caller and the access row of every project call;
+2. every call authenticated (its digest compared in constant time) before anything else — a stored
+   reply is never handed out before that — then the operations in the order the service declares
+   them. A *set-based* operation is a generator: it yields one statement for all of its calls of
+   the batch, and the statements of all of them travel as one script; it answers each call from
+   the rows. A per-call operation runs its handler once per call.
+3. what the operations deferred to the commit (closure counters, ``NOTIFY``), the replies of
+   state-changing calls (``once``: a redelivered or retried request answers its first reply
+   instead of acting twice, tracker/idempotency.py), and ``COMMIT``.
+
+A refused call (a ``Refused`` error) stores nothing and changes nothing: a per-call handler runs
+in a savepoint when it shares its batch, and a batch of one is rolled back.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import nameko.rpc
-from amqp.exceptions import AMQPError
-from kombu.exceptions import KombuError
-from nameko.amqp.publish import Publisher
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, PendingRollbackError
 
 from tracker import access, idempotency, identity
+from tracker.contract import Caller, Outcome, Reply
 from tracker.db import deferred_parts, script, scripted_transaction, transaction
-from tracker.errors import UNAVAILABLE, ApiError
-from tracker.identity import identify
+from tracker.errors import UNAVAILABLE, Refused
+from tracker.identity import Identity, identify
+from tracker.patches import rpc
 
 log = logging.getLogger("tracker.service")
+DEADLINE_MARGIN = 0.5  # seconds
 
-Handler = Callable[..., dict]
+SetBased = Callable[[Any, "Batch", list["Call"]], Generator[Any, list, None]]
 
 
 @dataclass(frozen=True)
-class FastPlan:
-    """A set-based fast path's part of a batch: statements for the batch's one fast script
-    (tracker.db.script), and how to answer from their rows: an answer, or None for a call the
-    per-call handler takes, per call offered."""
+class Operation:
+    """How the dispatcher runs one operation. ``once``: its reply is stored with its effect.
+    ``message``: the model its params are validated into. ``project_of``: the project of a
+    worker's call, whose access row the batch reads with the identities. ``set_based``: the
+    handler is a generator over all of the batch's calls (see the module docstring);
+    ``stepwise``: the handler opens its own transactions (a login commits its throttle event
+    before it hashes) and runs alone."""
 
-    parts: list
-    finish: Callable[[list[list[dict]]], list]
-
-
-FastPath = Callable[[Any, Any, list], FastPlan]
-
-
-class Rpc(nameko.rpc.Rpc):
-    """nameko's RPC entrypoint, but a reply that cannot be published does not kill the service.
-
-    nameko 2.14 lets the publish error escape, which kills the container and every in-flight
-    request with it (seen when RabbitMQ restarts). The request is simply left unacknowledged: the
-    broker requeues it when the old channel dies, and its redelivery answers the stored reply
-    (tracker/idempotency.py) instead of acting twice.
-    """
-
-    def handle_result(self, message, worker_ctx, result, exc_info):
-        try:
-            return super().handle_result(message, worker_ctx, result, exc_info)
-        except (KombuError, AMQPError, OSError) as exc:
-            log.warning("could not reply to %s (%s); left for redelivery", self.method_name, exc.__class__.__name__)
-            return result, exc_info
+    name: str
+    handler: Callable
+    once: bool = False
+    message: type[BaseModel] | None = None
+    project_of: Callable[[Any], int] | None = None
+    set_based: bool = False
+    stepwise: bool = False
 
 
-rpc = Rpc.decorator
+def operation(message: type[BaseModel] | None = None, *, once: bool = False,
+              project_of: Callable[[Any], int] | None = None, set_based: bool = False,
+              stepwise: bool = False) -> Callable:
+    """Declare a method of a ``Service`` as an operation (see ``Operation``)."""
+
+    def mark(handler: Callable) -> Callable:
+        handler.tt_operation = Operation(handler.__name__, handler, once, message, project_of, set_based, stepwise)
+        return handler
+
+    return mark
 
 
-class ReplyPublisher(Publisher):
-    """Replies go out transient and unconfirmed. A confirm is a broker round trip per reply
-    (measured: ~15 % of task_svc's time), and it buys nothing: a lost reply already means a
-    timeout for the waiting gateway and a redelivery that replays the stored reply."""
+@dataclass(slots=True)
+class Call:
+    """One call of a batch, and what the batch learns about it."""
 
-    use_confirms = False
-    delivery_mode = 1  # transient
+    caller: Caller
+    op: Operation
+    params: Any
+    ident: Identity | None = None
+    reply: Reply | None = None
+    store: bool = False  # the reply is stored under ``caller.request`` at commit
 
-
-nameko.rpc.Responder.publisher_cls = ReplyPublisher
-DEADLINE_MARGIN = 0.5  # seconds
-
-
-def too_late(caller: dict) -> bool:
-    """The gateway has stopped waiting (its deadline, minus a margin for the reply's way back):
-    acting now would change state for a client that was already told 503."""
-    deadline = caller.get("deadline")
-    return deadline is not None and time.time() > deadline - DEADLINE_MARGIN
-
-
-def _keep(caller: dict) -> int:
-    return idempotency.KEYED_WINDOW if caller.get("keyed") else idempotency.REDELIVERY_WINDOW
+    @property
+    def too_late(self) -> bool:
+        """The gateway has stopped waiting (its deadline, minus a margin for the reply's way
+        back): acting now would change state for a client that was already told 503."""
+        deadline = self.caller.deadline
+        return deadline is not None and time.time() > deadline - DEADLINE_MARGIN
 
 
-def _run(service, handler: Handler, caller: dict, params: dict, request: str | None,
-         project_of: Callable[[dict], int] | None) -> dict:
-    """One call in one transaction: opened with the caller's identity (and project access) read,
-    committed with its stored reply (tracker.db.script: BEGIN and COMMIT cost no round trip)."""
-    with preloaded(), scripted_transaction() as conn:
-        _begin(conn, [(caller, params, project_of)])
-        ident = identify(conn, caller)
-        if request and caller.get("keyed"):
-            stored = idempotency.lookup(conn, request)
-            if stored is not None:
-                return stored
-        answer = handler(service, conn, ident, params)
-        _commit(conn, [(request, answer, _keep(caller))] if request and not answer.get("park") else [])
-        return answer
+class Batch:
+    """The state of one batch's transaction: its calls and the connection they share."""
 
+    def __init__(self, service: Service, calls: list[Call]) -> None:
+        self.service = service
+        self.calls = calls
+        self.conn: Connection | None = None
 
-def _replay(request: str | None) -> dict | None:
-    """The stored reply of a request that committed in an earlier run, if any."""
-    if not request:
-        return None
-    with transaction() as conn:
-        return idempotency.lookup(conn, request)
+    def answer(self, call: Call, reply: Reply) -> None:
+        """A call's reply; stored at commit when its operation is ``once``."""
+        call.reply = reply
+        call.store = call.op.once and bool(call.caller.request) and not reply.park
 
+    def refuse(self, call: Call, refusal: Refused) -> None:
+        call.reply = refusal.reply()
 
-def endpoint(handler: Handler | None = None, *, once: bool = False,
-             project_of: Callable[[dict], int] | None = None) -> Any:
-    """``once``: the reply is stored with the effect (exactly-once). ``project_of``: the project a
-    worker's call acts on, whose access row is then read with the caller's identity."""
-    if handler is None:
-        return functools.partial(endpoint, once=once, project_of=project_of)
+    def run(self, replay: bool) -> None:
+        """The whole batch in one transaction: per-call operations first, then the set-based
+        ones, whose statements travel as one script in the order the service declares them."""
+        for call in self.calls:
+            call.ident, call.reply, call.store = None, None, False
+        with preloaded(), scripted_transaction() as conn:
+            self.conn = conn
+            self._begin()
+            pending = self._authenticate(replay)
+            ops = self.service.operations.values()
+            for op in ops:
+                if not op.set_based:
+                    self._per_call(op, [call for call in pending if call.op is op])
+            self._set_based([(op, [call for call in pending if call.op is op]) for op in ops if op.set_based])
+            self._commit()
 
-    @functools.wraps(handler)
-    def entry(self, caller: dict | None = None, params: dict | None = None) -> dict:
-        caller, params = caller or {}, params or {}
-        if too_late(caller):
-            return UNAVAILABLE
-        request = caller.get("request") if once else None
-        with outage_is_503(handler.__name__) as answer:
+    def _begin(self) -> None:
+        """Open the transaction in the round trip that reads every caller's worker row and the
+        access rows of project calls."""
+        queries = {"identity": identity.preload_query([c.caller for c in self.calls])}
+        pairs = [(c.op.project_of(c.params), c.caller.worker_id) for c in self.calls
+                 if c.op.project_of is not None and c.caller.worker_id is not None and not c.caller.session_digest]
+        queries["access"] = access.preload_query(pairs)
+        wanted = [name for name, query in queries.items() if query is not None]
+        results = dict(zip(wanted, script(self.conn, "BEGIN", *(queries[n] for n in wanted))[1:], strict=True))
+        identity.use_preloaded(results.get("identity", []))
+        access.use_preloaded(pairs, results.get("access", []))
+
+    def _authenticate(self, replay: bool) -> list[Call]:
+        """Identify every call; answer those refused and those answered before. Authentication
+        comes first: a request name derived from an Idempotency-Key is guessable (public worker
+        id + key), the secret is not (§6.5). Stored replies are looked up only where a hit is
+        likely (client-keyed calls, or a rerun after a replay); otherwise storing detects it."""
+        live = self.calls
+        for call in live:
             try:
-                answer.reply = _run(self, handler, caller, params, request, project_of)
-            except idempotency.Replayed:
-                answer.reply = _replay(request) or UNAVAILABLE
-            except ApiError as exc:
-                # A run refused only because an earlier run of it committed (e.g. a redelivered
-                # submit meeting its own task as a duplicate) answers what that run answered;
-                # never to a caller whose credentials failed.
-                answer.reply = exc.as_reply() if exc.status == 401 else (_replay(request) or exc.as_reply())
+                call.ident = identify(self.conn, call.caller)
+            except Refused as refusal:
+                self.refuse(call, refusal)
+        named = [c.caller.request for c in live
+                 if c.ident is not None and c.op.once and c.caller.request and (replay or c.caller.keyed)]
+        stored = idempotency.lookup_many(self.conn, named)
+        for call in live:
+            if call.ident is not None and call.caller.request in stored:
+                call.reply = stored[call.caller.request]
+        return [c for c in live if c.reply is None]
+
+    def _per_call(self, op: Operation, calls: list[Call]) -> None:
+        for call in calls:
+            if len(self.calls) == 1:  # a refusal rolls the whole transaction back
+                try:
+                    self.answer(call, op.handler(self.service, self.conn, call.ident, call.params))
+                except Refused as refusal:
+                    raise RolledBack(call, refusal) from None
+                continue
+            try:
+                with self.conn.begin_nested():
+                    self.answer(call, op.handler(self.service, self.conn, call.ident, call.params))
+            except Refused as refusal:
+                self.refuse(call, refusal)
+
+    def _set_based(self, ops: list[tuple[Operation, list[Call]]]) -> None:
+        """Every set-based operation's statement in one script; each then answers its calls."""
+        steps = []
+        for op, calls in ops:
+            if calls:
+                steps_gen = op.handler(self.service, self, calls)
+                statement = next(steps_gen, None)
+                if statement is not None:
+                    steps.append((steps_gen, statement))
+        results = script(self.conn, *(statement for _, statement in steps)) if steps else []
+        for (steps_gen, _), rows in zip(steps, results, strict=True):
+            try:
+                steps_gen.send(rows)
+            except StopIteration:
+                continue
+            raise RuntimeError("a set-based operation yields one statement")
+
+    def _commit(self) -> None:
+        """Store the replies and commit, in one round trip, after the parts deferred to the
+        commit; a reply stored before (an earlier run of one of the calls committed) fails it:
+        Replayed, and the batch runs again answering the stored reply."""
+        keep = [(c.caller.request, c.reply.wire(),
+                 idempotency.KEYED_WINDOW if c.caller.keyed else idempotency.REDELIVERY_WINDOW)
+                for c in self.calls if c.store]
+        deferred = deferred_parts(self.conn)
+        if not keep:
+            script(self.conn, *deferred, "COMMIT")
+            return
+        try:
+            script(self.conn, *deferred, (idempotency.RECORD_STRICT, idempotency.record_params(keep)), "COMMIT")
+        except IntegrityError as exc:
+            if idempotency.replayed(exc):
+                raise idempotency.Replayed("batch") from exc
+            raise
+
+
+class Service:
+    """Base of every nameko service: collects its ``@operation`` methods, in declaration order,
+    behind the one RPC entrypoint ``dispatch``."""
+
+    name: str
+    operations: dict[str, Operation] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.operations = {name: fn.tt_operation for name, fn in vars(cls).items() if hasattr(fn, "tt_operation")}
+
+    @rpc
+    def dispatch(self, calls: list | None = None) -> list[dict]:
+        """Run ``calls`` (``[caller, operation, params]`` each); their replies, in order."""
+        try:
+            batch = [self._parse(*call) for call in calls or []]
+        except (ValidationError, KeyError, TypeError) as exc:
+            log.error("%s: malformed batch: %s", self.name, exc)
+            return [UNAVAILABLE.wire()] * len(calls or [])
+        live = [call for call in batch if not call.too_late]
+        if len(live) == 1 and live[0].op.stepwise:
+            live[0].reply = self._stepwise(live[0])
+        elif live:
+            self._run(Batch(self, live))
+        return [(call.reply or UNAVAILABLE).wire() for call in batch]
+
+    def _parse(self, caller: dict, name: str, params: dict) -> Call:
+        op = self.operations[name]
+        if op.message is not None:
+            params = op.message.model_validate(params)
+        return Call(Caller.model_validate(caller), op, params)
+
+    def _stepwise(self, call: Call) -> Reply:
+        with outage_is_503(call.op.name) as answer:
+            try:
+                answer.reply = call.op.handler(self, call.caller, call.params)
+            except Refused as refusal:
+                answer.reply = refusal.reply()
         return answer.reply
 
-    return rpc(entry)
+    def _run(self, batch: Batch) -> None:
+        """Run the batch (again, answering stored replies, if it met one of its calls committed
+        by an earlier run); on a database outage every call answers 503."""
+        with outage_is_503("a batch") as answer:
+            try:
+                try:
+                    batch.run(replay=False)
+                except idempotency.Replayed:
+                    batch.run(replay=True)
+            except RolledBack as rolled:
+                call, reply = rolled.call, rolled.refusal.reply()
+                if reply.outcome is not Outcome.UNAUTHORIZED and call.op.once and call.caller.request:
+                    # Refused only because an earlier run committed (a redelivered submit meeting
+                    # its own task as a duplicate): answer what that run answered.
+                    reply = _stored(call.caller.request) or reply
+                call.reply = reply
+            answer.reply = batch
+        if answer.reply is not batch:
+            for call in batch.calls:
+                call.reply = UNAVAILABLE
+
+
+class RolledBack(Exception):
+    """The one call of a batch of one was refused: its transaction is rolled back."""
+
+    def __init__(self, call: Call, refusal: Refused) -> None:
+        super().__init__(refusal.message)
+        self.call, self.refusal = call, refusal
+
+
+def _stored(request: str) -> Reply | None:
+    with transaction() as conn:
+        return idempotency.lookup_many(conn, [request]).get(request)
 
 
 @dataclass
@@ -164,136 +304,6 @@ def outage_is_503(name: str, unavailable: Any = UNAVAILABLE):
         answer.reply = unavailable
 
 
-@dataclass(frozen=True)
-class Member:
-    """One entrypoint that a batch (batch_endpoint) can carry.
-
-    ``single`` is its ``@endpoint(once=True)`` handler; ``order`` gives its calls a fixed lock
-    order (e.g. by task id), which keeps concurrent batches deadlock-free; ``project_of`` names
-    the project of a call whose access rows the batch preloads; ``fast`` is an optional
-    set-based path answering many calls with one statement (None = not covered).
-    """
-
-    single: Any
-    order: Callable[[dict], Any]
-    project_of: Callable[[dict], int] | None = None
-    fast: FastPath | None = None
-
-    @property
-    def handler(self) -> Handler:
-        return self.single.__wrapped__
-
-
-def _begin(conn, calls: list[tuple[dict, dict, Callable[[dict], int] | None]]) -> None:
-    """Open the transaction in the round trip that reads the identities of every call, and the
-    access rows of those on a project route (``project_of``) (tracker.db.script)."""
-    queries = {"identity": identity.preload_query([caller for caller, _, _ in calls])}
-    pairs = [(project_of(params), caller["worker_id"]) for caller, params, project_of in calls
-             if project_of is not None and caller.get("worker_id") is not None and not caller.get("session_digest")]
-    queries["access"] = access.preload_query(pairs)
-    wanted = [name for name, query in queries.items() if query is not None]
-    results = dict(zip(wanted, script(conn, "BEGIN", *(queries[name] for name in wanted))[1:], strict=True))
-    identity.use_preloaded(results.get("identity", []))
-    access.use_preloaded(pairs, results.get("access", []))
-
-
-def _commit(conn, fresh: list[tuple[str, dict, int]]) -> None:
-    """Store the batch's replies and commit, in one round trip; a reply stored before (an earlier
-    run of one of the calls committed) fails both: Replayed."""
-    deferred = deferred_parts(conn)
-    if not fresh:
-        script(conn, *deferred, "COMMIT")
-        return
-    try:
-        script(conn, *deferred, (idempotency.RECORD_STRICT, idempotency.record_params(fresh)), "COMMIT")
-    except IntegrityError as exc:
-        if idempotency.replayed(exc):
-            raise idempotency.Replayed("batch") from exc
-        raise
-
-
-def _plan_fast(service, conn, fast: FastPath, calls: list, stored: dict) -> tuple[list[int], FastPlan]:
-    """The calls a fast path is offered (identified, not answered before) and its plan for them."""
-    candidates, idents = [], []
-    for i, (caller, _) in enumerate(calls):
-        if caller.get("request") in stored:
-            continue
-        try:
-            idents.append(identify(conn, caller))
-        except ApiError:
-            continue  # the per-call path answers it (401)
-        candidates.append(i)
-    return candidates, fast(service, conn, [(ident, calls[i][1]) for i, ident in zip(candidates, idents, strict=True)])
-
-
-def _run_fast(service, conn, members: dict[str, Member], groups: dict[str, list], stored: dict,
-              answers: list, fresh: list) -> set[int]:
-    """Every member's fast path, their statements in one script; returns the calls answered."""
-    plans = []
-    for name, member in members.items():
-        if member.fast is not None and groups[name]:
-            index = groups[name]
-            candidates, plan = _plan_fast(service, conn, member.fast, [call[:2] for call in index], stored)
-            plans.append((index, candidates, plan))
-    parts = [part for _, _, plan in plans for part in plan.parts]
-    results = script(conn, *parts) if parts else []
-    done: set[int] = set()
-    for index, candidates, plan in plans:
-        mine, results = results[:len(plan.parts)], results[len(plan.parts):]
-        for k, answer in zip(candidates, plan.finish(mine), strict=True):
-            if answer is None:
-                continue
-            i = index[k][3]
-            answers[i] = answer
-            done.add(i)
-            request = index[k][0].get("request")
-            if request:
-                fresh.append((request, answer, _keep(index[k][0])))
-    return done
-
-
-def _run_member(service, conn, member: Member, calls: list, done: set[int], stored: dict, answers: list,
-                fresh: list) -> None:
-    """The calls of one member that its fast path left, each by its handler, in lock order."""
-    for caller, params, _, i in sorted(calls, key=lambda call: member.order(call[1])):
-        request = caller.get("request")
-        if i in done:
-            continue
-        try:
-            # Authenticate before any stored reply is given out: a request name derived from an
-            # Idempotency-Key is guessable (public worker id + key), the secret is not (§6.5).
-            ident = identify(conn, caller)
-            if request in stored:
-                answers[i] = stored[request]
-                continue
-            answers[i] = member.handler(service, conn, ident, params)
-        except ApiError as exc:
-            answers[i] = exc.as_reply()
-            continue
-        if request and not answers[i].get("park"):
-            fresh.append((request, answers[i], _keep(caller)))
-
-
-def _run_batch(service, members: dict[str, Member], calls: list, replay: bool) -> list[dict]:
-    answers: list[dict] = [UNAVAILABLE] * len(calls)
-    with preloaded(), scripted_transaction() as conn:
-        _begin(conn, [(caller, params, members[name].project_of) for caller, params, name in calls])
-        # Stored replies are looked up first only where a hit is likely: client-keyed calls, or
-        # a rerun after a replay was detected. Otherwise storing detects it (Replayed, below).
-        looked_up = [c["request"] for c, _, _ in calls if c.get("request") and (replay or c.get("keyed"))]
-        stored = idempotency.lookup_many(conn, looked_up)
-        fresh: list[tuple[str, dict, int]] = []
-        # Each call as (caller, params, name, position in the batch), grouped by member.
-        groups: dict[str, list] = {name: [] for name in members}
-        for i, (caller, params, name) in enumerate(calls):
-            groups[name].append((caller, params, name, i))
-        done = _run_fast(service, conn, members, groups, stored, answers, fresh)
-        for name, member in members.items():  # members in their declared order
-            _run_member(service, conn, member, groups[name], done, stored, answers, fresh)
-        _commit(conn, fresh)
-    return answers
-
-
 @contextmanager
 def preloaded():
     """A batch's preloaded rows are visible to its own greenthread only, and only while it runs."""
@@ -305,56 +315,3 @@ def preloaded():
         identity.PRELOADED.reset(tokens[0])
 
 
-def batch_endpoint(**members: Member) -> Any:
-    """An RPC that runs many calls of the ``members`` entrypoints in one transaction, for the
-    gateway's coalescer (gateway/batching.py): one broker round trip and one commit for a whole
-    batch. A call is ``[caller, params, entrypoint name]``; members run in the order given.
-
-    Each call gets its own identity, checks and reply, and its reply is stored as with
-    ``@endpoint(once=True)``. A handler must raise ApiError only before its first write, since
-    a refused call is not rolled back separately; a batch that meets an earlier run of one of its
-    calls is rolled back and run again, and then replays that call's stored reply.
-    """
-
-    def entry(self, calls: list | None = None) -> list[dict]:
-        calls = [(c[0] or {}, c[1] or {}, c[2] if len(c) > 2 else "") for c in calls or []]
-        unknown = [i for i, (_, _, name) in enumerate(calls) if name not in members]
-        if unknown:
-            log.error("batch names unknown entrypoints: %s", sorted({calls[i][2] for i in unknown}))
-            return [UNAVAILABLE] * len(calls)
-        if calls and all(too_late(caller) for caller, _, _ in calls):
-            return [UNAVAILABLE] * len(calls)
-        with outage_is_503("a batch", [UNAVAILABLE] * len(calls)) as answer:
-            try:
-                answer.reply = _run_batch(self, members, calls, False)
-            except idempotency.Replayed:
-                answer.reply = _run_batch(self, members, calls, True)
-        return answer.reply
-
-    entry.__doc__ = batch_endpoint.__doc__
-    return rpc(entry)
-
-
-def stepwise_endpoint(handler: Callable[[Any, dict, dict], dict]) -> Any:
-    """An RPC whose handler opens its own transactions (tracker.db.transaction), for work that
-    must commit in steps: a login commits its throttle event before it hashes the password, so
-    concurrent attempts count each other and no database connection is held while hashing.
-
-    No reply is stored (use ``endpoint`` for that), and the handler resolves the caller's identity
-    itself (tracker.identity.identify) in its first transaction. As with ``endpoint``, an
-    ApiError becomes its reply and a database outage a 503.
-    """
-
-    @functools.wraps(handler)
-    def entry(self, caller: dict | None = None, params: dict | None = None) -> dict:
-        caller, params = caller or {}, params or {}
-        if too_late(caller):
-            return UNAVAILABLE
-        with outage_is_503(handler.__name__) as answer:
-            try:
-                answer.reply = handler(self, caller, params)
-            except ApiError as exc:
-                answer.reply = exc.as_reply()
-        return answer.reply
-
-    return rpc(entry)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from tracker.errors import ApiError
+from tracker.errors import RateLimited
 from tracker.hashing import digest
 
 WINDOW = 600  # seconds: every throttle of the contract counts per 10 minutes
@@ -82,7 +82,7 @@ def admit(conn: Connection, limits: Sequence[Limit], message: str) -> list[int]:
             conn.execute(_LOCK, {"space": _LOCK_SPACE, "subject": lim.subject})
         wait = delay(conn, active)
     if wait is not None:
-        raise ApiError(429, message, rate_limit_delay=round(wait, 3) or 0.001)
+        raise RateLimited(message, rate_limit_delay=round(wait, 3) or 0.001)
     ids = list(conn.execute(_RECORD, {"subjects": [lim.subject for lim in active]}).scalars())
     conn.execute(_PRUNE, {"window": WINDOW, "batch": PRUNE_BATCH})
     return ids

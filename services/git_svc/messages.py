@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tracker.errors import bad_request
+from tracker.errors import Invalid
 from tracker.fields import NonEmptyText
 
 # (header name as the gateway passes it — lower-cased —, provider); the first one present is used.
@@ -93,7 +93,7 @@ def delivery_id(headers: Any) -> str | None:
         if isinstance(value, str) and value.strip():
             value = value.strip()
             if not _DELIVERY.fullmatch(value):
-                raise bad_request(f"invalid header '{_title(name)}': must be 1 … {MAX_DELIVERY} printable ASCII "
+                raise Invalid(f"invalid header '{_title(name)}': must be 1 … {MAX_DELIVERY} printable ASCII "
                                   "characters without spaces")
             return value
     return None
@@ -110,7 +110,7 @@ def raw_body(params: dict) -> bytes:
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError, TypeError):
-        raise bad_request("malformed request body") from None
+        raise Invalid("malformed request body") from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -145,7 +145,7 @@ class Push:
 
     def version(self) -> str:
         if not _storable(self.after) or len(self.after) > MAX_AFTER:
-            raise bad_request(f"invalid field 'after': must be a non-empty string of at most {MAX_AFTER} characters")
+            raise Invalid(f"invalid field 'after': must be a non-empty string of at most {MAX_AFTER} characters")
         return self.after
 
 
@@ -157,21 +157,21 @@ def parse_push(raw: bytes) -> Push:
         try:
             data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_hook=_without_nulls)
         except UnicodeDecodeError:
-            raise bad_request("malformed JSON body: not valid UTF-8") from None
+            raise Invalid("malformed JSON body: not valid UTF-8") from None
         except RecursionError:
-            raise bad_request("malformed JSON body: nested too deeply") from None
+            raise Invalid("malformed JSON body: nested too deeply") from None
         except ValueError as exc:
-            raise bad_request(f"malformed JSON body: {exc}") from None
+            raise Invalid(f"malformed JSON body: {exc}") from None
     if not isinstance(data, dict):
-        raise bad_request("request body must be a JSON object")
+        raise Invalid("request body must be a JSON object")
     repository = data.get("repository")
     if not isinstance(repository, dict):
-        raise bad_request("invalid field 'repository': must be an object with 'full_name'")
+        raise Invalid("invalid field 'repository': must be an object with 'full_name'")
     full_name = repository.get("full_name")
     if full_name is None:
-        raise bad_request("invalid field 'repository.full_name': required")
+        raise Invalid("invalid field 'repository.full_name': required")
     if not _storable(full_name):
-        raise bad_request("invalid field 'repository.full_name': must be a non-empty string without U+0000 "
+        raise Invalid("invalid field 'repository.full_name': must be a non-empty string without U+0000 "
                           "or lone surrogates")
     default = repository.get("default_branch")
     branches = (default,) if isinstance(default, str) and default else FALLBACK_DEFAULT_BRANCHES

@@ -17,8 +17,8 @@ import hashlib
 import hmac
 
 from services.git_svc import messages, store
-from tracker.errors import envelope, forbidden, not_found, ok, reply, unauthorized
-from tracker.service import endpoint
+from tracker.errors import Forbidden, NotFound, Unauthorized, declined, ok
+from tracker.service import Service, operation
 
 
 def signed_by(secret: str, body: bytes, claimed: bytes | None) -> bool:
@@ -29,19 +29,19 @@ def signed_by(secret: str, body: bytes, claimed: bytes | None) -> bool:
     return hmac.compare_digest(expected, claimed)
 
 
-class GitService:
+class GitService(Service):
     name = "git_svc"
 
-    @endpoint
+    @operation()
     def ping(self, conn, ident, params):
         return ok()
 
-    @endpoint
+    @operation()
     def receive_hook(self, conn, ident, params):
         # 1. a signature header (its value is checked at step 4: a malformed one is a mismatch)
         header = messages.signature_header(params.get("headers"))
         if header is None:
-            raise unauthorized("Missing webhook signature header (X-Hub-Signature-256, X-Gitea-Signature "
+            raise Unauthorized("Missing webhook signature header (X-Hub-Signature-256, X-Gitea-Signature "
                                "or X-Gogs-Signature)")
         claimed = messages.signature_digest(header)
         # 2. the body names a repository
@@ -50,14 +50,14 @@ class GitService:
         # 3. projects of that repository
         candidates = store.projects_for_repo(conn, push.full_name)
         if not candidates:
-            raise not_found("No project for this repository")
+            raise NotFound("No project for this repository")
         # 4. only the projects whose secret signed this very body
         affected = [row.id for row in candidates if signed_by(row.webhook_secret, body, claimed)]
         if not affected:
-            raise forbidden("Signature does not match")
+            raise Forbidden("Signature does not match")
         # 5. only the default branch counts
         if not push.on_default_branch:
-            return reply(200, envelope(False, message=messages.IGNORED))
+            return declined(messages.IGNORED)
         # 6. the new version
         version = push.version()
         # 7. a delivery already applied to a project within 7 days changes nothing there
@@ -65,6 +65,6 @@ class GitService:
         if delivery is not None:
             affected = store.claim_delivery(conn, affected, delivery)
             if not affected:
-                return reply(200, envelope(False, message=messages.ALREADY_APPLIED))
+                return declined(messages.ALREADY_APPLIED)
         store.set_version(conn, affected, version)
         return ok()

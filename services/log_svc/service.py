@@ -8,7 +8,7 @@ import logging
 from services.log_svc import store
 from tracker.errors import ok
 from tracker.logtext import one_line
-from tracker.service import endpoint
+from tracker.service import Service, operation
 from tracker.settings import get_settings
 
 LEVELS = {"error": 3, "warn": 4, "info": 5, "trace": 7}
@@ -16,7 +16,7 @@ _PY_LEVEL = {3: logging.ERROR, 4: logging.WARNING, 5: logging.INFO, 7: logging.D
 worker_log = logging.getLogger("worker")
 
 
-class LogService:
+class LogService(Service):
     name = "log_svc"
 
     def _store(self, conn, ident, params, level: int) -> dict:
@@ -29,23 +29,23 @@ class LogService:
                            one_line(params["message"]))
         return ok()
 
-    @endpoint
+    @operation()
     def log_trace(self, conn, ident, params):
         return self._store(conn, ident, params, LEVELS["trace"])
 
-    @endpoint
+    @operation()
     def log_info(self, conn, ident, params):
         return self._store(conn, ident, params, LEVELS["info"])
 
-    @endpoint
+    @operation()
     def log_warn(self, conn, ident, params):
         return self._store(conn, ident, params, LEVELS["warn"])
 
-    @endpoint
+    @operation()
     def log_error(self, conn, ident, params):
         return self._store(conn, ident, params, LEVELS["error"])
 
-    @endpoint
+    @operation()
     def query(self, conn, ident, params):
         if not get_settings().public_logs:
             ident.require_manager()

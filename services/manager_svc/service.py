@@ -5,10 +5,10 @@ from __future__ import annotations
 from services.manager_svc import store
 from tracker import throttle
 from tracker.db import transaction
-from tracker.errors import ApiError, conflict, not_found, ok, unauthorized
+from tracker.errors import Conflict, Forbidden, NotFound, Unauthorized, ok
 from tracker.hashing import hash_password, offload, verify_password
 from tracker.identity import identify
-from tracker.service import endpoint, stepwise_endpoint
+from tracker.service import Service, operation
 from tracker.settings import get_settings
 
 TOO_MANY_FAILURES = "Too many failed logins; try again later"
@@ -22,19 +22,19 @@ def login_limits(client: str, username: str) -> tuple[str, list[throttle.Limit]]
                   throttle.Limit(throttle.subject("login-address", client), settings.login_failures_per_address)]
 
 
-class ManagerService:
+class ManagerService(Service):
     name = "manager_svc"
 
-    @endpoint(once=True)
+    @operation(once=True)
     def register(self, conn, ident, params):
         password_hash = offload(hash_password, params["password"])
         row = store.create(conn, params["username"], password_hash)
         if row is None:
-            raise conflict("Username already taken")
+            raise Conflict("Username already taken")
         store.open_session(conn, row["id"], params["new_session_digest"], params["session_lifetime"])
         return ok({"manager": row})
 
-    @stepwise_endpoint
+    @operation(stepwise=True)
     def login(self, caller, params):
         """Three steps, so that a throttled attempt costs no hashing and no attempt escapes the count:
         1. admit the attempt and commit it as a failure (a throttled one answers 429 here, with
@@ -46,26 +46,26 @@ class ManagerService:
             attempt = throttle.admit(conn, limits, TOO_MANY_FAILURES)
             row = store.by_username(conn, params["username"])
         if not offload(verify_password, row.password_hash if row else None, params["password"]):
-            raise unauthorized("Invalid username/password")
+            raise Unauthorized("Invalid username/password")
         with transaction() as conn:
             throttle.forget(conn, attempt)
             throttle.clear(conn, pair)
             store.open_session(conn, row.id, params["new_session_digest"], params["session_lifetime"])
             return ok({"manager": store.get(conn, row.id)})
 
-    @endpoint
+    @operation()
     def logout(self, conn, ident, params):
         if params.get("session_digest"):
             store.close_session(conn, params["session_digest"])
-        return ok(status=204)
+        return ok()
 
-    @endpoint
+    @operation()
     def account(self, conn, ident, params):
         if ident.manager_id is None:
-            raise unauthorized("Unauthorized", {"logged_in": False})
+            raise Unauthorized("Unauthorized", {"logged_in": False})
         return ok({"logged_in": True, "manager": store.get(conn, ident.manager_id)})
 
-    @endpoint
+    @operation()
     def list_managers(self, conn, ident, params):
         ident.require_manager()
         return ok({"managers": store.list_all(conn)})
@@ -74,25 +74,25 @@ class ManagerService:
         ident.require_manager()
         target = store.get(conn, params["id"])
         if target is None:
-            raise not_found("Manager not found")
+            raise NotFound("Manager not found")
         ident.require_admin()
         if params["id"] == ident.manager_id:
-            raise ApiError(403, "You cannot change your own admin status")
+            raise Forbidden("You cannot change your own admin status")
         # Admin changes run one at a time; what was read before the lock is read again after it.
         # Of two admins demoting each other at once, the second finds its target the last admin
         # (409); a caller demoted meanwhile by a third admin is no longer one (403).
         store.lock_admins(conn)
         if not admin and store.is_admin(conn, params["id"]) and store.admin_count(conn) <= 1:
-            raise conflict("The tracker must keep at least one admin")
+            raise Conflict("The tracker must keep at least one admin")
         if not store.is_admin(conn, ident.manager_id):
-            raise ApiError(403, "Tracker admin required")
+            raise Forbidden("Tracker admin required")
         store.set_admin(conn, params["id"], admin)
-        return ok(status=204)
+        return ok()
 
-    @endpoint
+    @operation()
     def promote(self, conn, ident, params):
         return self._set_admin(conn, ident, params, True)
 
-    @endpoint
+    @operation()
     def demote(self, conn, ident, params):
         return self._set_admin(conn, ident, params, False)

@@ -18,9 +18,9 @@ from tracker.access import (
     project_access,
 )
 from tracker.db import transaction
-from tracker.errors import ApiError, bad_request, conflict, not_found, ok
+from tracker.errors import Conflict, Forbidden, Invalid, NotFound, ok
 from tracker.hashing import new_webhook_secret
-from tracker.service import endpoint
+from tracker.service import Service, operation
 from tracker.settings import get_settings
 from tracker.views import public_project
 
@@ -36,7 +36,7 @@ def _require_role(acc: ProjectAccess, ident, bit: int, what: str) -> None:
         raise ident.denied(f"{what} role required on this project")
 
 
-class ProjectService:
+class ProjectService(Service):
     name = "project_svc"
 
     # --- projects ---------------------------------------------------------------------------
@@ -45,35 +45,35 @@ class ProjectService:
         if chain == 0:
             return
         if chain == own_id or not store.exists_(conn, chain):
-            raise bad_request("invalid field 'chain': must be 0 or the id of another existing project")
+            raise Invalid("invalid field 'chain': must be 0 or the id of another existing project")
         if not project_access(conn, ident, chain).has_role(ROLE_EDIT):
-            raise ApiError(403, "EDIT role required on the chain target project")
+            raise Forbidden("EDIT role required on the chain target project")
 
-    @endpoint(once=True)
+    @operation(once=True)
     def create(self, conn, ident, params):
         manager_id = ident.require_manager()
         if params["public"] and not ident.admin:
-            raise ApiError(403, "Only a tracker admin may create a public project")
+            raise Forbidden("Only a tracker admin may create a public project")
         self._check_chain(conn, ident, params["chain"], None)
         project_id = store.create(conn, params, new_webhook_secret())
         if project_id is None:
-            raise conflict("Project name already taken")
+            raise Conflict("Project name already taken")
         store.set_role(conn, manager_id, project_id, ROLE_ALL)
         store.first_snapshot(conn, project_id)
         return ok({"id": project_id})
 
-    @endpoint
+    @operation()
     def get(self, conn, ident, params):
         acc = project_access(conn, ident, params["id"])
         if not acc.can_read:
             raise ident.denied("You may not read this project")
         return ok({"project": public_project(acc.project)})
 
-    @endpoint
+    @operation()
     def list_projects(self, conn, ident, params):
         return ok({"projects": store.list_readable(conn, ident.manager_id, ident.admin)})
 
-    @endpoint
+    @operation()
     def update(self, conn, ident, params):
         project_id = params.pop("id")
         ident.require_manager()
@@ -82,26 +82,26 @@ class ProjectService:
         current = acc.project
         merged = {**current, **params}
         if merged["public"] and not current["public"] and not ident.admin:
-            raise ApiError(403, "Only a tracker admin may make a project public")
+            raise Forbidden("Only a tracker admin may make a project public")
         # The chain target's EDIT check is a permission (step 7 of §1.4), so it comes before
         # the merged-result validation, which needs stored data and therefore runs at step 9.
         if "chain" in params and params["chain"] != current["chain"]:
             self._check_chain(conn, ident, params["chain"], project_id)
         if merged["public"] and merged["hidden"]:
-            raise bad_request("invalid field 'hidden': a project cannot be both public and hidden")
+            raise Invalid("invalid field 'hidden': a project cannot be both public and hidden")
         if not store.update_fields(conn, project_id, params):
-            raise conflict("Project name already taken")
+            raise Conflict("Project name already taken")
         ratelimit.reset(conn, project_id)
         return ok()
 
     # --- worker access ----------------------------------------------------------------------
-    @endpoint
+    @operation()
     def request_access(self, conn, ident, params):
         worker_id = ident.require_worker()
         if not store.exists_(conn, params["project"]):
-            raise not_found("Project not found")
+            raise NotFound("Project not found")
         if not store.add_request(conn, worker_id, params["project"], params["assign"], params["submit"]):
-            raise conflict("You already have a request or an access on this project")
+            raise Conflict("You already have a request or an access on this project")
         return ok()
 
     def _access_target(self, conn, ident, params) -> None:
@@ -109,24 +109,24 @@ class ProjectService:
         ident.require_manager()
         acc = project_access(conn, ident, params["id"])
         if not store.worker_exists(conn, params["wid"]):
-            raise not_found("Worker not found")
+            raise NotFound("Worker not found")
         if store.access_row(conn, params["wid"], params["id"]) is None:
-            raise not_found("No access request for this worker on this project")
+            raise NotFound("No access request for this worker on this project")
         _require_role(acc, ident, ROLE_MANAGE_ACCESS, "MANAGE_ACCESS")
 
-    @endpoint
+    @operation()
     def accept_request(self, conn, ident, params):
         self._access_target(conn, ident, params)
         store.grant(conn, params["wid"], params["id"])
         return ok()
 
-    @endpoint
+    @operation()
     def reject_request(self, conn, ident, params):
         self._access_target(conn, ident, params)
         store.revoke(conn, params["wid"], params["id"])
         return ok()
 
-    @endpoint
+    @operation()
     def access_list(self, conn, ident, params):
         ident.require_manager()
         acc = project_access(conn, ident, params["id"])
@@ -134,21 +134,21 @@ class ProjectService:
         return ok({"accesses": store.access_list(conn, params["id"])})
 
     # --- manager roles ----------------------------------------------------------------------
-    @endpoint
+    @operation()
     def managers_for_project(self, conn, ident, params):
         ident.require_manager()
         if not store.exists_(conn, params["id"]):
-            raise not_found("Project not found")
+            raise NotFound("Project not found")
         return ok({"managers": store.managers_with_role(conn, params["id"])})
 
-    @endpoint
+    @operation()
     def set_role(self, conn, ident, params):
         ident.require_manager()
         # The project row stays locked to the end, so role changes on one project run one at a
         # time and the roles read below (after the lock) are the ones the change applies to.
         acc = project_access(conn, ident, params["id"], lock=True)
         if not store.manager_exists(conn, params["manager"]):
-            raise not_found("Manager not found")
+            raise NotFound("Manager not found")
         _require_role(acc, ident, ROLE_MANAGE_ACCESS, "MANAGE_ACCESS")
         if not ident.admin:
             self._check_delegation(conn, ident.manager_id, params)
@@ -160,17 +160,17 @@ class ProjectService:
         """A manager who is not a tracker admin hands on only what it holds (contract §6.2)."""
         mine = store.role_of(conn, caller, params["id"])
         if not mine & ROLE_MANAGE_ACCESS:
-            raise ApiError(403, "MANAGE_ACCESS role required on this project")
+            raise Forbidden("MANAGE_ACCESS role required on this project")
         if params["manager"] == caller:
-            raise ApiError(403, "You cannot change your own role")
+            raise Forbidden("You cannot change your own role")
         theirs = store.role_of(conn, params["manager"], params["id"])
         if theirs & ~mine:
-            raise ApiError(403, "That manager holds a role you lack on this project")
+            raise Forbidden("That manager holds a role you lack on this project")
         if (theirs ^ params["role"]) & ~mine:
-            raise ApiError(403, "You may only grant or remove roles you hold on this project")
+            raise Forbidden("You may only grant or remove roles you hold on this project")
 
     # --- secrets ----------------------------------------------------------------------------
-    @endpoint
+    @operation()
     def get_secret(self, conn, ident, params):
         acc = project_access(conn, ident, params["id"])
         if not (acc.granted or acc.has_role(ROLE_SECRET)):
@@ -183,18 +183,18 @@ class ProjectService:
         _require_role(acc, ident, ROLE_SECRET, "SECRET")
         return acc
 
-    @endpoint
+    @operation()
     def set_secret(self, conn, ident, params):
         self._secret_keeper(conn, ident, params["id"])
         store.update_fields(conn, params["id"], {"secret": params["secret"]})
         return ok()
 
-    @endpoint
+    @operation()
     def get_webhook_secret(self, conn, ident, params):
         acc = self._secret_keeper(conn, ident, params["id"])
         return ok({"webhook_secret": acc.project["webhook_secret"]})
 
-    @endpoint
+    @operation()
     def set_webhook_secret(self, conn, ident, params):
         self._secret_keeper(conn, ident, params["id"])
         store.update_fields(conn, params["id"], {"webhook_secret": params["webhook_secret"]})
@@ -205,12 +205,12 @@ class ProjectService:
         if not project_access(conn, ident, project_id).can_read:
             raise ident.denied("You may not read this project")
 
-    @endpoint
+    @operation()
     def monitoring(self, conn, ident, params):
         self._readable(conn, ident, params["id"])
         return ok({"snapshots": store.snapshots(conn, params["id"], limit=params["count"])})
 
-    @endpoint
+    @operation()
     def monitoring_between(self, conn, ident, params):
         self._readable(conn, ident, params["id"])
         return ok({"snapshots": store.snapshots(conn, params["id"], since=params["from"], until=params["to"])})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Annotated, NotRequired
 
 from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
@@ -15,7 +16,36 @@ SmallInt = Annotated[int, Field(ge=-32768, le=32767)]
 Count16 = Annotated[int, Field(ge=0, le=32767)]
 Seconds31 = Annotated[int, Field(ge=0, le=(1 << 31) - 1)]
 
-TR_OK, TR_FAIL, TR_SKIP = 0, 1, 2
+
+
+class TaskStatus(IntEnum):
+    """A task's ``status`` column and reply field (contract §3); SQL takes its values from here."""
+
+    NEW = 1
+    FAILED = 2
+    CLOSED = 3
+
+
+class TaskResult(IntEnum):
+    """``result`` of a release (contract §6.5)."""
+
+    OK = 0
+    FAIL = 1
+    SKIP = 2
+
+
+class ReleaseOutcome(IntEnum):
+    """What a release came to (``tt_release_many``, migration 0008)."""
+
+    CLOSED = 0
+    FAILED = 1
+    SKIPPED = 2
+    AWAITING = 3  # a quorum vote recorded; the task waits for more agreeing workers
+    NOT_HOLDER = 4
+    MISSING = 5
+
+
+TR_OK, TR_FAIL, TR_SKIP = TaskResult.OK.value, TaskResult.FAIL.value, TaskResult.SKIP.value
 
 
 class SubmitTask(Message):
@@ -132,6 +162,29 @@ class ExtendTask(Message):
 
 
 GET_QUERY = {"count": QueryParam(1, 100), "wait": QueryParam(0, 30)}
+
+
+# --- what task_svc's operations receive over RPC (validated again there: tracker/service.py) -----
+class GetTasks(Message):
+    """A task get: path ``project``, query ``count`` (absent: the one-task form) and ``wait``."""
+
+    project: int
+    count: int | None = None
+    wait: int | None = None
+
+
+class SubmitRow(Message):
+    project: int
+    row: list  # TASK_ROW order, validated by SubmitTask at the gateway
+
+
+class SubmitRows(Message):
+    project: int
+    rows: list  # of TASK_ROW rows, validated by BulkSubmit at the gateway
+
+
+class ProjectRef(Message):
+    id: int
 
 
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------

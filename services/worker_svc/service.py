@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from services.worker_svc import store
 from tracker import throttle
-from tracker.errors import not_found, ok
+from tracker.errors import NotFound, ok
 from tracker.hashing import decode_worker_secret, digest, new_worker_secret
-from tracker.service import endpoint
+from tracker.service import Service, operation
 from tracker.settings import get_settings
 
 DEFAULT_ALIAS = "default_alias"
 TOO_MANY_WORKERS = "Too many workers created from this address; try again later"
 
 
-class WorkerService:
+class WorkerService(Service):
     name = "worker_svc"
 
-    @endpoint
+    @operation()
     def identify(self, conn, ident, params):
         """Credentials alone; the gateway asks only when it must rank a 401 above a 400."""
         return ok({"worker_id": ident.worker_id, "worker_paused": ident.worker_paused,
                    "manager_id": ident.manager_id, "admin": ident.admin})
 
-    @endpoint(once=True)
+    @operation(once=True)
     def create(self, conn, ident, params):
         # Counted per client address over 10 minutes (contract §6.3); a refusal records nothing.
         limit = throttle.Limit(throttle.subject("worker-create", params.get("client", "")),
@@ -32,27 +32,27 @@ class WorkerService:
         row = store.create(conn, params.get("alias") or DEFAULT_ALIAS, digest(decode_worker_secret(secret)))
         return ok({"worker": {**row, "secret": secret}})
 
-    @endpoint
+    @operation()
     def update(self, conn, ident, params):
         store.set_alias(conn, ident.require_worker(), params["alias"])
         return ok()
 
-    @endpoint
+    @operation()
     def set_paused(self, conn, ident, params):
         ident.require_manager()
         if store.get(conn, params["worker"]) is None:
-            raise not_found("Worker not found")
+            raise NotFound("Worker not found")
         ident.require_admin()
         store.set_paused(conn, params["worker"], params["paused"])
         return ok()
 
-    @endpoint
+    @operation()
     def get(self, conn, ident, params):
         row = store.get(conn, params["id"])
         if row is None:
-            raise not_found("Worker not found")
+            raise NotFound("Worker not found")
         return ok({"worker": row})
 
-    @endpoint
+    @operation()
     def stats(self, conn, ident, params):
         return ok({"stats": store.stats(conn)})
