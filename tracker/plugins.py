@@ -1,6 +1,6 @@
 """Service plugin discovery through package entry points (group ``task_tracker.services``).
 
-A plugin names its nameko service class and its gateway routes as import strings, so the gateway
+A plugin names its nameko service class, its gateway routes and its tables module as import strings, so the gateway
 can load routes without importing nameko services, and the launcher can start services without
 importing the gateway. Adding a service means adding a package and one entry point; nothing else.
 """
@@ -25,6 +25,7 @@ class Plugin:
     name: str
     service: str  # "package.module:ServiceClass", a nameko service whose ``name`` equals ``name``
     routes: str  # "package.module:ROUTES", a sequence of tracker.routing.Route
+    tables: str | None = None  # "package.module" declaring the service's tables on tracker.schema.metadata
 
     def service_class(self):
         return load_object(self.service)

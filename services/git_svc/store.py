@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Row, func, select, text, update
 
-from tracker.schema import project
+from tracker.schema import table
+
+project = table("project")  # project_svc's; read only (docs/ARCHITECTURE.md)
 
 DELIVERY_MEMORY = "7 days"  # contract §6.7: a delivery applied within 7 days is not applied again
 PRUNE_BATCH = 1000  # old rows deleted per delivery-carrying push: more than any push can add

@@ -6,8 +6,11 @@ from sqlalchemy import Connection, delete, exists, or_, select, text, true, upda
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
-from tracker.schema import manager, manager_role, monitoring_snapshot, project, worker, worker_access
+from services.project_svc.tables import manager_role, monitoring_snapshot, project, worker_access
+from tracker.schema import table
 from tracker.views import project_query
+
+manager, worker = table("manager"), table("worker")  # read only: docs/ARCHITECTURE.md
 
 UNIQUE_VIOLATION = "23505"  # the only unique index on project besides the key is its name
 
