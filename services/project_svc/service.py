@@ -8,7 +8,6 @@ import logging
 from nameko.timer import timer
 
 from services.project_svc import store
-from tracker import ratelimit
 from tracker.access import (
     ROLE_ALL,
     ROLE_EDIT,
@@ -91,7 +90,7 @@ class ProjectService:
             raise bad_request("invalid field 'hidden': a project cannot be both public and hidden")
         if not store.update_fields(conn, project_id, params):
             raise conflict("Project name already taken")
-        ratelimit.reset(conn, project_id)
+        store.reset_rate_limits(conn, project_id)
         return ok()
 
     # --- worker access ----------------------------------------------------------------------

@@ -197,3 +197,14 @@ def snapshots(conn: Connection, project_id: int, limit: int | None = None, since
         query = query.where(monitoring_snapshot.c.time_stamp.between(since, until))
     query = query.order_by(monitoring_snapshot.c.time_stamp.desc()).limit(limit if limit else 100_000)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def reset_rate_limits(conn: Connection, project_id: int) -> None:
+    """Both limiters of the project start afresh with its update (contract §6.4).
+
+    ``rate_limit`` is task_svc's table (services/task_svc/tables.py): this is the one write of
+    another service's table, listed in docs/ARCHITECTURE.md. It must commit with the new rates: a
+    reset asked of task_svc over RPC would either race the update (a get charged at the old rate
+    between the reset and the update's commit keeps its delay) or be lost with a failed reply.
+    """
+    conn.execute(text("DELETE FROM rate_limit WHERE project_id = :p"), {"p": project_id})
