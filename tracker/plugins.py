@@ -26,12 +26,17 @@ class Plugin:
     service: str  # "package.module:ServiceClass", a nameko service whose ``name`` equals ``name``
     routes: str  # "package.module:ROUTES", a sequence of tracker.routing.Route
     tables: str | None = None  # "package.module" declaring the service's tables on tracker.schema.metadata
+    cli: str | None = None  # "package.module:register", adds the service's ``tracker`` subcommands
 
     def service_class(self):
         return load_object(self.service)
 
     def route_list(self):
         return load_object(self.routes)
+
+    def register_commands(self, subparsers) -> None:
+        if self.cli is not None:
+            load_object(self.cli)(subparsers)
 
 
 @cache

@@ -7,4 +7,5 @@ PLUGIN = Plugin(
     service="services.manager_svc.service:ManagerService",
     routes="services.manager_svc.routes:ROUTES",
     tables="services.manager_svc.tables",
+    cli="services.manager_svc.cli:register",
 )
