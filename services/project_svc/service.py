@@ -199,6 +199,16 @@ class ProjectService:
         store.update_fields(conn, params["id"], {"webhook_secret": params["webhook_secret"]})
         return ok()
 
+    # --- versions (git_svc's webhook) ----------------------------------------------------------
+    @endpoint(once=True)
+    def set_version(self, conn, ident, params):
+        """Set ``version`` of ``params["projects"]``: asked by git_svc for a signed push (contract
+        §6.7), the only writer of ``project`` besides this service's routes. No gateway route names
+        it. git_svc names the call after the push's delivery id, so a rerun of a delivery whose
+        first run committed here replays this reply instead of setting the version again."""
+        store.set_version(conn, [int(p) for p in params["projects"]], str(params["version"]))
+        return ok()
+
     # --- monitoring -------------------------------------------------------------------------
     def _readable(self, conn, ident, project_id: int) -> None:
         if not project_access(conn, ident, project_id).can_read:

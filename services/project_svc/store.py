@@ -208,3 +208,8 @@ def reset_rate_limits(conn: Connection, project_id: int) -> None:
     between the reset and the update's commit keeps its delay) or be lost with a failed reply.
     """
     conn.execute(text("DELETE FROM rate_limit WHERE project_id = :p"), {"p": project_id})
+
+
+def set_version(conn: Connection, project_ids: list[int], version: str) -> None:
+    """The version a signed push names (contract §6.7), asked by git_svc."""
+    conn.execute(update(project).where(project.c.id.in_(project_ids)).values(version=version))
