@@ -17,68 +17,12 @@ _OWN_DIR = not os.environ.get("TT_METRICS_DIR")
 METRICS_DIR = os.environ.get("TT_METRICS_DIR") or tempfile.mkdtemp(prefix="tt-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 
-import json  # noqa: E402
-
-from gunicorn import util  # noqa: E402
-from gunicorn.http import wsgi  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402 - after the directory is chosen
 
 from gateway.security import SECURITY_HEADERS  # noqa: E402
+from tracker.patches import apply_gateway_patches  # noqa: E402
 
-
-def _write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
-    """gunicorn answers requests it cannot parse (a raw non-ASCII request line, a NUL in a
-    header) itself, with an HTML page; every answer of this API is a JSON envelope (§1.3)."""
-    body = json.dumps({"ok": False, "message": f"{reason}: {mesg}"}).encode("ascii")
-    security = "".join(f"{name}: {value}\r\n" for name, value in SECURITY_HEADERS.items())
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"{security}Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
-    util.write_nonblock(sock, head + body)
-
-
-util.write_error = _write_json_error  # looked up on the module at call time by every worker class
-
-
-class OneWriteResponse(wsgi.Response):
-    """Status line, headers and a (non-chunked) body leave in one ``send`` instead of two.
-
-    Every answer here is one small JSON body; gunicorn writes its headers first and the body
-    second, and on loopback each write wakes the client (measured: socket sends were a quarter
-    of a gateway worker's samples). Headers are held back only while ``write`` runs, and flushed
-    on their own whenever the body does not follow (no body, chunked, nothing to send).
-    """
-
-    _holding = False
-    _held: bytes | None = None
-
-    def send_headers(self) -> None:
-        if self._holding and not self.headers_sent and not self.chunked:
-            tosend = self.default_headers()
-            tosend.extend(["%s: %s\r\n" % (k, v) for k, v in self.headers])  # noqa: UP031 - as gunicorn does
-            self._held = util.to_bytestring("%s\r\n" % "".join(tosend), "latin-1")  # noqa: UP031
-            self.headers_sent = True
-            return
-        super().send_headers()
-
-    def _emit_body(self, data: bytes) -> None:
-        held, self._held = self._held, None
-        if held is not None:
-            util.write(self.sock, held + data)
-            return
-        super()._emit_body(data)
-
-    def write(self, arg) -> None:
-        self._holding = True
-        try:
-            super().write(arg)
-        finally:
-            self._holding = False
-            held, self._held = self._held, None
-            if held is not None:  # the body was dropped or empty: the headers still go out
-                util.write(self.sock, held)
-
-
-wsgi.Response = OneWriteResponse  # gunicorn's workers build responses through this module name
+apply_gateway_patches(SECURITY_HEADERS)  # JSON error pages, one-write responses (tracker/patches.py)
 
 
 def on_starting(server) -> None:

@@ -23,10 +23,12 @@ import psycopg
 import requests
 from kombu import Connection
 
+from tracker.plugins import discover
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("TT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("TT_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
-SERVICES = ["git_svc", "log_svc", "manager_svc", "project_svc", "task_svc", "worker_svc"]
+SERVICES = list(discover())  # every service plugin, as the launcher starts them (no list by hand)
 
 
 def free_port() -> int:

@@ -11,8 +11,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from tracker.errors import NotFound
 from tracker.identity import Identity
-from tracker.schema import manager_role, project, worker_access
+from tracker.schema import table
 from tracker.views import project_full_query
+
+# Tables of project_svc, read in the transaction of whichever service guards a project.
+manager_role, project, worker_access = table("manager_role"), table("project"), table("worker_access")
 
 ROLE_READ = 1
 ROLE_EDIT = 2

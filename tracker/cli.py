@@ -1,4 +1,7 @@
-"""The ``tracker`` command: run the system, serve one part, migrate, administer."""
+"""The ``tracker`` command: run the system, serve one part, migrate, administer.
+
+A service adds its own commands through its plugin (tracker.plugins.Plugin.cli).
+"""
 
 from __future__ import annotations
 
@@ -103,12 +106,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return run(args.name, args.max_age, args.pid)
 
 
-def cmd_admin_create(args: argparse.Namespace) -> int:
-    from services.manager_svc.admin import create_admin_from_cli
-
-    return create_admin_from_cli(args.username, sys.stdin)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tracker", description="Distributed task tracker")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,11 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     probe.add_argument("--pid", type=int, default=None, help="check this process only (default: every replica)")
     probe.set_defaults(func=cmd_probe)
 
-    admin = sub.add_parser("admin", help="manager accounts")
-    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
-    create = admin_sub.add_parser("create", help="create a tracker admin; password on stdin")
-    create.add_argument("username")
-    create.set_defaults(func=cmd_admin_create)
+    from tracker.plugins import discover
+
+    for plugin in discover().values():  # commands a service adds (manager_svc: ``admin create``)
+        plugin.register_commands(sub)
 
     args = parser.parse_args(argv)
     return args.func(args)

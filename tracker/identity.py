@@ -15,7 +15,10 @@ from sqlalchemy import Connection, bindparam, func, select
 from tracker.contract import Caller
 from tracker.errors import Forbidden, Refused, Unauthorized
 from tracker.hashing import digests_equal
-from tracker.schema import manager, manager_session, worker
+from tracker.schema import table
+
+# Tables of manager_svc and worker_svc, read by every service to know who is calling.
+manager, manager_session, worker = table("manager"), table("manager_session"), table("worker")
 
 
 @dataclass(frozen=True)

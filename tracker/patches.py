@@ -1,43 +1,253 @@
-"""Temporary: the nameko patches (helper branch `own` replaces this module)."""
+"""Every change this project makes to nameko's and gunicorn's own behaviour, in one place.
+
+Two sections, one per framework, because the two sides must never load each other's: the
+gateway runs under gevent and must not import nameko or eventlet, a service runs under eventlet
+and has no use for gunicorn. So nothing here imports a framework at module level; each function
+imports its framework when called, and ``tests/test_patches.py`` checks that importing this module
+loads neither.
+
+Each patch relies on a framework's internals that no public API promises, so each checks the
+version it was written against (``require``) and has a test in ``tests/test_patches.py`` that
+fails when an upgrade changes what it relies on. On an upgrade: re-read the framework code each
+patch names, then change the pinned version here and in pyproject.toml together.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-
-import nameko.rpc
-from amqp.exceptions import AMQPError
-from kombu.exceptions import KombuError
-from nameko.amqp.publish import Publisher
+import time
+from functools import cache
+from importlib.metadata import version
+from typing import Any
 
 log = logging.getLogger("tracker.patches")
 
-class Rpc(nameko.rpc.Rpc):
-    """nameko's RPC entrypoint, but a reply that cannot be published does not kill the service.
+NAMEKO_VERSION = "2.14.1"
+GUNICORN_VERSION = "27.0.1"
 
-    nameko 2.14 lets the publish error escape, which kills the container and every in-flight
-    request with it (seen when RabbitMQ restarts). The request is simply left unacknowledged: the
-    broker requeues it when the old channel dies, and its redelivery answers the stored reply
-    (tracker/idempotency.py) instead of acting twice.
+
+class PatchedVersionMismatch(RuntimeError):
+    """A framework's installed version is not the one a patch was written (and tested) against."""
+
+
+def require(distribution: str, expected: str, patch: str) -> None:
+    """Refuse to patch a framework version nobody checked the patch against (not an ``assert``:
+    those vanish under ``python -O``)."""
+    found = version(distribution)
+    if found != expected:
+        raise PatchedVersionMismatch(
+            f"{patch} patches {distribution} {expected} internals, but {distribution} {found} is installed: "
+            f"re-check that patch in tracker/patches.py (and run tests/test_patches.py), then update "
+            f"{distribution.upper()}_VERSION there")
+
+
+# =============================================================================================
+# Service side: nameko (under eventlet)
+# =============================================================================================
+
+@cache
+def _nameko_classes() -> tuple[type, type]:
+    """The two nameko subclasses (built on first use, so that importing this module loads no
+    nameko): the RPC entrypoint and the reply publisher."""
+    require("nameko", NAMEKO_VERSION, "Rpc.handle_result / ReplyPublisher")
+    import nameko.rpc
+    from amqp.exceptions import AMQPError
+    from kombu.exceptions import KombuError
+    from nameko.amqp.publish import Publisher
+
+    class Rpc(nameko.rpc.Rpc):
+        """nameko's RPC entrypoint, but a reply that cannot be published does not kill the service.
+
+        nameko 2.14 lets the publish error escape ``handle_result``, which kills the container and
+        every in-flight request with it (seen when RabbitMQ restarts). The request is simply left
+        unacknowledged: the broker requeues it when the old channel dies, and its redelivery answers
+        the stored reply (tracker/idempotency.py) instead of acting twice.
+        """
+
+        def handle_result(self, message, worker_ctx, result, exc_info):
+            try:
+                return super().handle_result(message, worker_ctx, result, exc_info)
+            except (KombuError, AMQPError, OSError) as exc:
+                log.warning("could not reply to %s (%s); left for redelivery",
+                            self.method_name, exc.__class__.__name__)
+                return result, exc_info
+
+    class ReplyPublisher(Publisher):
+        """Replies go out transient and unconfirmed. A confirm is a broker round trip per reply
+        (measured: ~15 % of task_svc's time), and it buys nothing: a lost reply already means a
+        timeout for the waiting gateway and a redelivery that replays the stored reply."""
+
+        use_confirms = False
+        delivery_mode = 1  # transient
+
+    return Rpc, ReplyPublisher
+
+
+def rpc(*args: Any, **kwargs: Any) -> Any:
+    """nameko's ``@rpc``, made with the entrypoint above (``Rpc.decorator``)."""
+    entrypoint, _ = _nameko_classes()
+    return entrypoint.decorator(*args, **kwargs)
+
+
+def apply_service_patches(rpc_queue_template: str) -> None:
+    """Before a service's ServiceRunner is built (tracker/serve.py): replies through
+    ReplyPublisher, and RPC queues named by ``rpc_queue_template`` (e.g. ``"tt-rpc.{}"``)."""
+    require("nameko", NAMEKO_VERSION, "Responder.publisher_cls / RPC_QUEUE_TEMPLATE")
+    import nameko.rpc
+
+    _, publisher = _nameko_classes()
+    # Responder.send_response builds its publisher from this class attribute, per reply.
+    nameko.rpc.Responder.publisher_cls = publisher
+    # RpcConsumer.setup reads this module global when it declares the service's queue; nameko
+    # alone names it "rpc-<service>" whatever the exchange (tracker.settings.Settings.rpc_queue).
+    nameko.rpc.RPC_QUEUE_TEMPLATE = rpc_queue_template
+
+
+# The consume loop turns at least once a second (kombu drains events with a 1 s timeout); a loop
+# that has not turned for this long is stuck, whatever the connection looks like.
+STALL_SECONDS = 15.0
+
+
+class ConsumeWatch:
+    """Watches a ServiceRunner's RPC consumers: connected to the broker and consuming their queue?
+    And holds each consumer's connection open during a graceful stop until its workers are done.
+
+    nameko has no public health API, so this reads the QueueConsumer (a kombu ConsumerMixin) that
+    carries every RPC entrypoint of a container — its consume thread ``_gt``, ``_consumers_ready``,
+    the kombu Consumer per provider in ``_consumers`` — and the container's ``_worker_threads``.
+    Stock nameko 2.14 stops consuming (and closes the connection) as soon as the last consumer is
+    cancelled, before in-flight workers acknowledge: the broker then redelivers requests that were
+    already executed. So ``on_iteration`` is replaced (``_hold_until_workers_done``).
     """
 
-    def handle_result(self, message, worker_ctx, result, exc_info):
-        try:
-            return super().handle_result(message, worker_ctx, result, exc_info)
-        except (KombuError, AMQPError, OSError) as exc:
-            log.warning("could not reply to %s (%s); left for redelivery", self.method_name, exc.__class__.__name__)
-            return result, exc_info
+    def __init__(self, runner) -> None:
+        require("nameko", NAMEKO_VERSION, "ConsumeWatch (QueueConsumer/ServiceContainer internals)")
+        from nameko.rpc import RpcConsumer
+
+        self.rpc: list[tuple[Any, Any, Any]] = []
+        for container in runner.containers:
+            for ext in container.extensions:  # includes shared sub-extensions, bound to this container
+                if isinstance(ext, RpcConsumer):
+                    self.rpc.append((container, ext, ext.queue_consumer))
+        self.turned: dict[int, float] = {}
+        for container, _, qc in self.rpc:
+            qc.on_iteration = self._hold_until_workers_done(container, qc)
+
+    def _hold_until_workers_done(self, container, qc):
+        def on_iteration() -> None:
+            """nameko's on_iteration, except that a consumer with nothing left to consume stops only
+            once no worker of its container is running: their acknowledgements need the connection."""
+            self.turned[id(qc)] = time.monotonic()
+            qc._cancel_consumers_if_requested()
+            if not qc._consumers and not container._worker_threads:
+                qc.should_stop = True
+
+        return on_iteration
+
+    def problem(self) -> str | None:
+        """None when every RPC consumer is consuming; else what is wrong, for the probe to print."""
+        if not self.rpc:
+            return "no RPC consumer in this process"
+        for _, rpc_consumer, qc in self.rpc:
+            queue = rpc_consumer.queue.name if rpc_consumer.queue is not None else rpc_consumer.container.service_name
+            if qc._gt is None or not qc._consumers_ready.ready():
+                return f"connecting to the broker ({queue})"
+            if qc._gt.dead or qc.should_stop:
+                return f"consumer stopped ({queue})"
+            consumer = qc._consumers.get(rpc_consumer)
+            if consumer is None:
+                return f"no consumer for {queue} (stopping?)"
+            channel = consumer.channel
+            connection = getattr(channel, "connection", None)
+            if connection is None or not connection.connected or not channel.is_open:
+                return f"broker connection lost ({queue}); reconnecting"
+            if not consumer.consuming_from(queue):
+                return f"not subscribed to {queue}"
+            idle = time.monotonic() - self.turned.get(id(qc), 0.0)
+            if idle > STALL_SECONDS:
+                return f"consume loop has not turned for {idle:.0f} s ({queue})"
+        return None
 
 
-rpc = Rpc.decorator
+# =============================================================================================
+# Gateway side: gunicorn (under gevent)
+# =============================================================================================
+
+def json_error_writer(extra_headers: dict[str, str]):
+    """gunicorn's ``util.write_error`` for this API: gunicorn answers requests it cannot parse (a
+    raw non-ASCII request line, a NUL in a header) itself, with an HTML page; every answer of
+    this API is a JSON envelope (contract §1.3), carrying ``extra_headers`` (the security headers)."""
+    from gunicorn import util
+
+    security = "".join(f"{name}: {value}\r\n" for name, value in extra_headers.items())
+
+    def write_error(sock, status_int: int, reason: str, mesg: str) -> None:
+        body = json.dumps({"ok": False, "message": f"{reason}: {mesg}"}).encode("ascii")
+        head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                f"{security}Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+        util.write_nonblock(sock, head + body)
+
+    return write_error
 
 
-class ReplyPublisher(Publisher):
-    """Replies go out transient and unconfirmed. A confirm is a broker round trip per reply
-    (measured: ~15 % of task_svc's time), and it buys nothing: a lost reply already means a
-    timeout for the waiting gateway and a redelivery that replays the stored reply."""
+@cache
+def one_write_response() -> type:
+    """gunicorn's ``wsgi.Response``, except that status line, headers and a (non-chunked) body
+    leave in one ``send`` instead of two.
 
-    use_confirms = False
-    delivery_mode = 1  # transient
+    Every answer here is one small JSON body; gunicorn writes its headers first and the body
+    second, and on loopback each write wakes the client (measured: socket sends were a quarter
+    of a gateway worker's samples). Headers are held back only while ``write`` runs, and flushed
+    on their own whenever the body does not follow (no body, chunked, nothing to send).
+    """
+    require("gunicorn", GUNICORN_VERSION, "OneWriteResponse (wsgi.Response.send_headers/_emit_body/write)")
+    from gunicorn import util
+    from gunicorn.http import wsgi
+
+    class OneWriteResponse(wsgi.Response):
+        _holding = False
+        _held: bytes | None = None
+
+        def send_headers(self) -> None:
+            if self._holding and not self.headers_sent and not self.chunked:
+                tosend = self.default_headers()
+                tosend.extend(["%s: %s\r\n" % (k, v) for k, v in self.headers])  # noqa: UP031 - as gunicorn does
+                self._held = util.to_bytestring("%s\r\n" % "".join(tosend), "latin-1")  # noqa: UP031
+                self.headers_sent = True
+                return
+            super().send_headers()
+
+        def _emit_body(self, data: bytes) -> None:
+            held, self._held = self._held, None
+            if held is not None:
+                util.write(self.sock, held + data)
+                return
+            super()._emit_body(data)
+
+        def write(self, arg) -> None:
+            self._holding = True
+            try:
+                super().write(arg)
+            finally:
+                self._holding = False
+                held, self._held = self._held, None
+                if held is not None:  # the body was dropped or empty: the headers still go out
+                    util.write(self.sock, held)
+
+    OneWriteResponse.__doc__ = one_write_response.__doc__
+    return OneWriteResponse
 
 
-nameko.rpc.Responder.publisher_cls = ReplyPublisher
+def apply_gateway_patches(error_headers: dict[str, str]) -> None:
+    """In gunicorn's master, before workers fork (gateway/gunicorn_conf.py): JSON error pages
+    carrying ``error_headers``, and one-write responses."""
+    require("gunicorn", GUNICORN_VERSION, "util.write_error / wsgi.Response")
+    from gunicorn import util
+    from gunicorn.http import wsgi
+
+    # Every worker class calls util.write_error through the module at call time
+    # (gunicorn/workers/base.py handle_error).
+    util.write_error = json_error_writer(error_headers)
+    # wsgi.create builds each response through this module global.
+    wsgi.Response = one_write_response()

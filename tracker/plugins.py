@@ -1,6 +1,6 @@
 """Service plugin discovery through package entry points (group ``task_tracker.services``).
 
-A plugin names its nameko service class and its gateway routes as import strings, so the gateway
+A plugin names its nameko service class, its gateway routes and its tables module as import strings, so the gateway
 can load routes without importing nameko services, and the launcher can start services without
 importing the gateway. Adding a service means adding a package and one entry point; nothing else.
 """
@@ -25,12 +25,18 @@ class Plugin:
     name: str
     service: str  # "package.module:ServiceClass", a nameko service whose ``name`` equals ``name``
     routes: str  # "package.module:ROUTES", a sequence of tracker.routing.Route
+    tables: str | None = None  # "package.module" declaring the service's tables on tracker.schema.metadata
+    cli: str | None = None  # "package.module:register", adds the service's ``tracker`` subcommands
 
     def service_class(self):
         return load_object(self.service)
 
     def route_list(self):
         return load_object(self.routes)
+
+    def register_commands(self, subparsers) -> None:
+        if self.cli is not None:
+            load_object(self.cli)(subparsers)
 
 
 @cache

@@ -1,7 +1,9 @@
 """Per-project rate limits (contract §5): one shared "next free time" T per limiter.
 
-The state is a row of ``rate_limit`` in PostgreSQL, so every gateway process and service replica
-sees the same limiter. A request locks its limiter row for the rest of its transaction, so the
+The state is a row of ``rate_limit`` in PostgreSQL (task_svc's table: this module is the library
+task_svc admits and charges with, inside the transaction of the get or submit it limits; a project
+update resets the rows, services/project_svc/store.py), so every service replica sees the same
+limiter. A request locks its limiter row for the rest of its transaction, so the
 admission test (t ≥ T), the operation and the charge (T := max(T, t) + n / r) happen as one step:
 two requests can never both be admitted on the same token, and a request that hands out nothing
 or fails is charged nothing (the contract's refund) simply by not charging it. The clock is the
@@ -67,8 +69,3 @@ def admit(conn: Connection, project_id: int, kind: int, rate: float) -> Admissio
     if row.now < row.next_free:
         raise RateLimited(TOO_MANY, rate_limit_delay=row.next_free - row.now)
     return Admission(project_id, kind, rate, row.now)
-
-
-def reset(conn: Connection, project_id: int) -> None:
-    """Both limiters of the project start afresh (a project update, contract §6.4)."""
-    conn.execute(text("DELETE FROM rate_limit WHERE project_id = :p"), {"p": project_id})

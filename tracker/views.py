@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from tracker.schema import project, project_closures
+from tracker.schema import table
+
+# project_svc's project with task_svc's closure counter: the Project object (contract §3).
+project, project_closures = table("project"), table("project_closures")
 
 PROJECT_PUBLIC = ("id", "priority", "name", "clone_url", "git_repo", "version", "motd", "public", "hidden",
                   "chain", "paused", "assign_rate", "submit_rate", "closed_task_count")

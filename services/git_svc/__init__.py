@@ -6,4 +6,5 @@ PLUGIN = Plugin(
     name="git_svc",
     service="services.git_svc.service:GitService",
     routes="services.git_svc.routes:ROUTES",
+    tables="services.git_svc.tables",
 )

@@ -9,6 +9,14 @@ Replays (step 7): a push naming a delivery id (``X-GitHub-Delivery``, ``X-Gitea-
 ``X-Gogs-Delivery``) is applied to each project at most once within 7 days. The id is not covered by
 the signature, so this stops the re-sending of a captured request as it was, not a replay whose
 sender strips the header (a push without an id is applied as before, as the contract requires).
+
+The version is project_svc's to write: git_svc asks ``project_svc.set_version`` over RPC, inside
+its own transaction, after claiming the delivery there. Exactly once per delivery and project:
+the claim commits only after project_svc has committed the version, so a failure before that
+leaves the delivery unclaimed and a retry (or redelivery) applies it; and the RPC is named after
+the delivery (stored reply, tracker/idempotency.py, kept 24 h), so a retry of a delivery whose
+version committed but whose claim did not replays project_svc's reply instead of setting the
+version again (which could undo a newer push).
 """
 
 from __future__ import annotations
@@ -16,9 +24,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import eventlet
+from nameko.rpc import RpcProxy
+
 from services.git_svc import messages, store
-from tracker.errors import Forbidden, NotFound, Unauthorized, declined, ok
+from tracker.contract import Caller, Reply
+from tracker.errors import Forbidden, NotFound, Unauthorized, Unavailable, declined, ok
+from tracker.hashing import digest
 from tracker.service import Service, operation
+from tracker.settings import get_settings
 
 
 def signed_by(secret: str, body: bytes, claimed: bytes | None) -> bool:
@@ -29,8 +43,26 @@ def signed_by(secret: str, body: bytes, claimed: bytes | None) -> bool:
     return hmac.compare_digest(expected, claimed)
 
 
+def version_call(projects: list[int], version: str, delivery: str | None) -> list:
+    """The call of project_svc's ``set_version``: named after the delivery when there is one
+    (exactly once, see above); a push without an id is applied each time, as before."""
+    caller = Caller()
+    if delivery is not None:
+        caller = Caller(request=digest(f"git-version\0{delivery}\0{','.join(map(str, projects))}"), keyed=True)
+    return [caller.wire(), "set_version", {"projects": projects, "version": version}]
+
+
 class GitService(Service):
     name = "git_svc"
+    project_svc = RpcProxy("project_svc")
+
+    def _set_version(self, projects: list[int], version: str, delivery: str | None) -> None:
+        answers = None
+        with eventlet.Timeout(get_settings().rpc_timeout, False):
+            answers = self.project_svc.dispatch([version_call(projects, version, delivery)])
+        if not answers or not Reply.model_validate(answers[0]).ok:
+            # Rolls back the claim: the push is not recorded as applied, a retry applies it.
+            raise Unavailable("Service unavailable")
 
     @operation()
     def ping(self, conn, ident, params):
@@ -66,5 +98,5 @@ class GitService(Service):
             affected = store.claim_delivery(conn, affected, delivery)
             if not affected:
                 return declined(messages.ALREADY_APPLIED)
-        store.set_version(conn, affected, version)
+        self._set_version(sorted(affected), version, delivery)
         return ok()

@@ -1,19 +1,20 @@
-"""SQL of git_svc: reads ``project`` (id, git_repo, webhook_secret), writes ``project.version`` and
-its own ``webhook_delivery``.
+"""SQL of git_svc: reads ``project`` (id, git_repo, webhook_secret), writes its own ``webhook_delivery``.
 
-``project`` is otherwise project_svc's table. The webhook is the one exception to "one writer per
-table": git_svc updates the ``version`` column of the projects a signed push names, and nothing
-else of ``project``. ``webhook_delivery`` remembers which delivery ids were applied to which
-project in the last 7 days, so a replayed push is not applied twice (contract §6.7 step 7).
+``project`` is project_svc's table, read here (listed in docs/ARCHITECTURE.md); the version a push
+sets is written by project_svc (``set_version``, asked over RPC by services/git_svc/service.py).
+``webhook_delivery`` remembers which delivery ids were applied to which project in the last 7
+days, so a replayed push is not applied twice (contract §6.7 step 7).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Row, func, select, text, update
+from sqlalchemy import Connection, Row, func, select, text
 
-from tracker.schema import project
+from tracker.schema import table
+
+project = table("project")  # project_svc's; read only (docs/ARCHITECTURE.md)
 
 DELIVERY_MEMORY = "7 days"  # contract §6.7: a delivery applied within 7 days is not applied again
 PRUNE_BATCH = 1000  # old rows deleted per delivery-carrying push: more than any push can add
@@ -45,14 +46,11 @@ def projects_for_repo(conn: Connection, full_name: str) -> Sequence[Row]:
     ).all()
 
 
-def set_version(conn: Connection, project_ids: Sequence[int], version: str) -> None:
-    conn.execute(update(project).where(project.c.id.in_(list(project_ids))).values(version=version))
-
-
 def claim_delivery(conn: Connection, project_ids: Sequence[int], delivery: str) -> list[int]:
     """Record ``delivery`` for the projects; returns those it had not been applied to within the memory.
 
-    Runs in the transaction that then sets their version, so the record and the effect commit together.
+    Runs in the transaction that then asks project_svc to set their version: the record commits only
+    once that is done (services/git_svc/service.py says why nothing is lost or applied twice).
     """
     conn.execute(_PRUNE)
     fresh = conn.execute(_CLAIM, {"projects": list(project_ids), "delivery": delivery}).scalars().all()

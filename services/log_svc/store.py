@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select
 
-from tracker.schema import log_entry
+from services.log_svc.tables import log_entry
 
 MAX_ENTRIES = 10_000
 

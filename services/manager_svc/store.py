@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
-from tracker.schema import manager, manager_session
+from services.manager_svc.tables import manager, manager_session
 
 PUBLIC = (manager.c.id, manager.c.username, manager.c.tracker_admin, manager.c.register_time)
 _FIRST_ADMIN_LOCK = 0x7474_0001  # serialises registrations so exactly one first admin exists

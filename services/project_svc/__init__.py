@@ -6,4 +6,5 @@ PLUGIN = Plugin(
     name="project_svc",
     service="services.project_svc.service:ProjectService",
     routes="services.project_svc.routes:ROUTES",
+    tables="services.project_svc.tables",
 )

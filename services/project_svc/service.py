@@ -8,7 +8,6 @@ import logging
 from nameko.timer import timer
 
 from services.project_svc import store
-from tracker import ratelimit
 from tracker.access import (
     ROLE_ALL,
     ROLE_EDIT,
@@ -91,7 +90,7 @@ class ProjectService(Service):
             raise Invalid("invalid field 'hidden': a project cannot be both public and hidden")
         if not store.update_fields(conn, project_id, params):
             raise Conflict("Project name already taken")
-        ratelimit.reset(conn, project_id)
+        store.reset_rate_limits(conn, project_id)
         return ok()
 
     # --- worker access ----------------------------------------------------------------------
@@ -198,6 +197,16 @@ class ProjectService(Service):
     def set_webhook_secret(self, conn, ident, params):
         self._secret_keeper(conn, ident, params["id"])
         store.update_fields(conn, params["id"], {"webhook_secret": params["webhook_secret"]})
+        return ok()
+
+    # --- versions (git_svc's webhook) ----------------------------------------------------------
+    @operation(once=True)
+    def set_version(self, conn, ident, params):
+        """Set ``version`` of ``params["projects"]``: asked by git_svc for a signed push (contract
+        §6.7), the only writer of ``project`` besides this service's routes. No gateway route names
+        it. git_svc names the call after the push's delivery id, so a rerun of a delivery whose
+        first run committed here replays this reply instead of setting the version again."""
+        store.set_version(conn, [int(p) for p in params["projects"]], str(params["version"]))
         return ok()
 
     # --- monitoring -------------------------------------------------------------------------

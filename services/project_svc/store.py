@@ -6,8 +6,11 @@ from sqlalchemy import Connection, delete, exists, or_, select, text, true, upda
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
-from tracker.schema import manager, manager_role, monitoring_snapshot, project, worker, worker_access
+from services.project_svc.tables import manager_role, monitoring_snapshot, project, worker_access
+from tracker.schema import table
 from tracker.views import project_query
+
+manager, worker = table("manager"), table("worker")  # read only: docs/ARCHITECTURE.md
 
 UNIQUE_VIOLATION = "23505"  # the only unique index on project besides the key is its name
 
@@ -194,3 +197,19 @@ def snapshots(conn: Connection, project_id: int, limit: int | None = None, since
         query = query.where(monitoring_snapshot.c.time_stamp.between(since, until))
     query = query.order_by(monitoring_snapshot.c.time_stamp.desc()).limit(limit if limit else 100_000)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def reset_rate_limits(conn: Connection, project_id: int) -> None:
+    """Both limiters of the project start afresh with its update (contract §6.4).
+
+    ``rate_limit`` is task_svc's table (services/task_svc/tables.py): this is the one write of
+    another service's table, listed in docs/ARCHITECTURE.md. It must commit with the new rates: a
+    reset asked of task_svc over RPC would either race the update (a get charged at the old rate
+    between the reset and the update's commit keeps its delay) or be lost with a failed reply.
+    """
+    conn.execute(text("DELETE FROM rate_limit WHERE project_id = :p"), {"p": project_id})
+
+
+def set_version(conn: Connection, project_ids: list[int], version: str) -> None:
+    """The version a signed push names (contract §6.7), asked by git_svc."""
+    conn.execute(update(project).where(project.c.id.in_(project_ids)).values(version=version))

@@ -6,4 +6,5 @@ PLUGIN = Plugin(
     name="task_svc",
     service="services.task_svc.service:TaskService",
     routes="services.task_svc.routes:ROUTES",
+    tables="services.task_svc.tables",
 )

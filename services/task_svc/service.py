@@ -26,7 +26,17 @@ from tracker import idempotency, ratelimit
 from tracker.access import ROLE_MAINTENANCE, ProjectAccess, project_access
 from tracker.contract import Reply
 from tracker.db import transaction
-from tracker.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Refused, declined, ok, with_counts
+from tracker.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    Refused,
+    declined,
+    ok,
+    with_counts,
+)
 from tracker.fields import MIN_RATE
 from tracker.service import Batch, Call, Service, operation
 from tracker.views import public_project

@@ -6,4 +6,5 @@ PLUGIN = Plugin(
     name="worker_svc",
     service="services.worker_svc.service:WorkerService",
     routes="services.worker_svc.routes:ROUTES",
+    tables="services.worker_svc.tables",
 )

@@ -6,7 +6,10 @@ import time
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from tracker.schema import worker, worker_closures
+from services.worker_svc.tables import worker
+from tracker.schema import table
+
+worker_closures = table("worker_closures")  # task_svc's; read only (docs/ARCHITECTURE.md)
 
 PUBLIC = (worker.c.id, worker.c.created, worker.c.alias, worker.c.paused)
 

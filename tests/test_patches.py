@@ -1,0 +1,285 @@
+"""Every framework patch of tracker/patches.py still does what it claims on the installed versions.
+
+Fast unit tests (no broker, no database, no system): each one fails when an upgrade of nameko or
+gunicorn removes or changes the internal a patch relies on, or when the patch stops being needed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tracker import patches
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.filterwarnings(r"ignore:\s*Eventlet is deprecated")
+
+
+def _imported_after(statement: str, env: dict[str, str] | None = None) -> set[str]:
+    """Top-level modules loaded by a fresh interpreter after running ``statement``."""
+    code = f"import sys; {statement}; print(','.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})})
+    return set(out.stdout.strip().split(","))
+
+
+# --- the module itself -------------------------------------------------------------------------
+
+def test_importing_the_patches_loads_no_framework():
+    loaded = _imported_after("import tracker.patches")
+    assert not loaded & {"nameko", "eventlet", "gunicorn", "gevent"}
+
+
+def test_the_gateway_config_patches_gunicorn_without_loading_nameko(tmp_path):
+    loaded = _imported_after(
+        "import gateway.gunicorn_conf; from gunicorn import util; from gunicorn.http import wsgi; "
+        "assert util.write_error.__module__ == 'tracker.patches', util.write_error; "
+        "assert wsgi.Response.__name__ == 'OneWriteResponse'",
+        {"TT_METRICS_DIR": str(tmp_path)})
+    assert "gunicorn" in loaded
+    assert not loaded & {"nameko", "eventlet"}
+
+
+def test_pinned_versions_are_installed_and_match_pyproject():
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"nameko=={patches.NAMEKO_VERSION}" in pins
+    assert f"gunicorn=={patches.GUNICORN_VERSION}" in pins
+    patches.require("nameko", patches.NAMEKO_VERSION, "test")
+    patches.require("gunicorn", patches.GUNICORN_VERSION, "test")
+
+
+def test_a_different_version_is_refused_naming_the_patch():
+    with pytest.raises(patches.PatchedVersionMismatch, match="^OneWriteResponse patches gunicorn 0.0.1.*re-check"):
+        patches.require("gunicorn", "0.0.1", "OneWriteResponse")
+
+
+# --- gunicorn ----------------------------------------------------------------------------------
+
+class FakeSocket:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.timeout = 5.0
+
+    def gettimeout(self):
+        return self.timeout
+
+    def setblocking(self, flag):
+        self.timeout = None if flag else 0.0
+
+    def sendall(self, data: bytes) -> None:
+        self.sent.append(bytes(data))
+
+
+def test_gunicorn_still_answers_unparsable_requests_through_util_write_error():
+    from gunicorn import util
+    from gunicorn.workers import base
+
+    assert base.util is util  # looked up on the module at call time, so replacing it there works
+    assert "util.write_error(client, status_int, reason, mesg)" in inspect.getsource(base.Worker.handle_error)
+    assert list(inspect.signature(util.write_nonblock).parameters)[:2] == ["sock", "data"]
+
+
+def test_json_error_writer_sends_one_json_envelope_with_the_extra_headers():
+    sock = FakeSocket()
+    patches.json_error_writer({"X-Frame-Options": "DENY"})(sock, 400, "Bad Request", "Invalid header")
+    assert len(sock.sent) == 1
+    head, _, body = sock.sent[0].partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0] == "HTTP/1.1 400 Bad Request"
+    assert "X-Frame-Options: DENY" in lines and "Content-Type: application/json" in lines
+    assert f"Content-Length: {len(body)}" in lines
+    assert json.loads(body) == {"ok": False, "message": "Bad Request: Invalid header"}
+
+
+def test_gunicorn_builds_responses_through_the_module_global():
+    from gunicorn.http import wsgi
+
+    source = inspect.getsource(wsgi.create)
+    assert "response_class = Response" in source  # the module global, read per request
+
+
+class FakeRequest:
+    version = (1, 1)
+    method = "GET"
+
+    def should_close(self) -> bool:
+        return False
+
+
+class FakeCfg:
+    sendfile = False
+    is_ssl = False
+
+
+@pytest.mark.parametrize(("body", "chunked"), [(b'{"ok":true}', False), (b"", False)])
+def test_one_write_response_sends_headers_and_body_together(body, chunked):
+    from gunicorn.http import wsgi
+
+    response_class = patches.one_write_response()
+    assert issubclass(response_class, wsgi.Response)
+    sock = FakeSocket()
+    resp = response_class(FakeRequest(), sock, FakeCfg())
+    resp.start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    resp.write(body)
+    assert len(sock.sent) == 1, sock.sent  # one send: headers (and the body if any) together
+    head, _, rest = sock.sent[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and rest == body
+    assert resp.headers_sent
+
+
+def test_stock_gunicorn_response_still_writes_headers_and_body_apart():
+    """The patch is still needed: stock gunicorn sends the same answer in two writes."""
+    from gunicorn.http import wsgi
+
+    sock = FakeSocket()
+    resp = wsgi.Response(FakeRequest(), sock, FakeCfg())
+    resp.start_response("200 OK", [("Content-Length", "2")])
+    resp.write(b"{}")
+    assert len(sock.sent) == 2
+
+
+# --- nameko ------------------------------------------------------------------------------------
+
+class FailingConsumer:
+    def handle_result(self, message, result, exc_info):
+        raise OSError("broker gone")
+
+
+def _entrypoint(cls):
+    entry = cls()
+    entry.rpc_consumer = FailingConsumer()
+    entry.method_name = "work"
+    return entry
+
+
+def test_stock_rpc_lets_a_publish_error_escape_and_ours_survives_it():
+    import nameko.rpc
+
+    with pytest.raises(OSError):  # still nameko's behaviour: the patch is still needed
+        _entrypoint(nameko.rpc.Rpc).handle_result(object(), None, {"ok": True}, None)
+    rpc_class, _ = patches._nameko_classes()
+    assert issubclass(rpc_class, nameko.rpc.Rpc)
+    assert _entrypoint(rpc_class).handle_result(object(), None, {"ok": True}, None) == ({"ok": True}, None)
+
+
+def test_rpc_decorator_marks_an_entrypoint_of_our_class():
+    from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+
+    def work(self):
+        return 1
+
+    decorated = patches.rpc(work)
+    rpc_class, _ = patches._nameko_classes()
+    (ext,) = getattr(decorated, ENTRYPOINT_EXTENSIONS_ATTR)
+    assert type(ext) is rpc_class
+
+
+class Message:
+    properties = {"content_type": "application/json", "reply_to": "reply-queue", "correlation_id": "c1"}
+
+
+def test_responder_publishes_through_publisher_cls_and_replies_are_transient_unconfirmed():
+    import nameko.rpc
+    from nameko.amqp.publish import Publisher
+
+    made = []
+
+    class Recorder:
+        def __init__(self, amqp_uri, **kwargs):
+            made.append(self)
+
+        def publish(self, payload, **kwargs):
+            self.payload, self.kwargs = payload, kwargs
+
+    class Responder(nameko.rpc.Responder):
+        publisher_cls = Recorder
+
+    Responder("memory://", "tt-rpc", "json", Message()).send_response({"ok": True}, None)
+    assert len(made) == 1 and made[0].payload == {"result": {"ok": True}, "error": None}
+    assert made[0].kwargs["routing_key"] == "reply-queue"
+
+    _, reply_publisher = patches._nameko_classes()
+    assert issubclass(reply_publisher, Publisher)
+    publisher = reply_publisher("memory://")
+    assert publisher.use_confirms is False and publisher.delivery_mode == 1
+    assert "self.use_confirms" in inspect.getsource(Publisher.publish)  # the class attributes are read
+
+
+def test_apply_service_patches_sets_publisher_and_queue_names(monkeypatch):
+    import nameko.rpc
+    from nameko.containers import ServiceContainer
+
+    monkeypatch.setattr(nameko.rpc.Responder, "publisher_cls", nameko.rpc.Responder.publisher_cls)
+    monkeypatch.setattr(nameko.rpc, "RPC_QUEUE_TEMPLATE", nameko.rpc.RPC_QUEUE_TEMPLATE)
+    patches.apply_service_patches("tt-test.{}")
+    assert nameko.rpc.Responder.publisher_cls is patches._nameko_classes()[1]
+
+    class Service:
+        name = "svc"
+
+        @patches.rpc
+        def work(self):
+            return 1
+
+    container = ServiceContainer(Service, {"AMQP_URI": "memory://", "rpc_exchange": "tt-test"})
+    (consumer,) = [ext for ext in container.extensions if isinstance(ext, nameko.rpc.RpcConsumer)]
+    consumer.setup()  # declares nothing yet: only names the queue
+    assert consumer.queue.name == "tt-test.svc"
+
+
+def _watched_container():
+    from nameko.containers import ServiceContainer
+
+    class Service:
+        name = "watched"
+
+        @patches.rpc
+        def work(self):
+            return 1
+
+    container = ServiceContainer(Service, {"AMQP_URI": "memory://"})
+
+    class Runner:
+        containers = [container]
+
+    return container, Runner()
+
+
+def test_the_consumer_internals_consume_watch_reads_still_exist():
+    from kombu.mixins import ConsumerMixin
+    from nameko.messaging import QueueConsumer
+
+    container, runner = _watched_container()
+    watch = patches.ConsumeWatch(runner)
+    ((_, rpc_consumer, qc),) = watch.rpc
+    assert isinstance(qc, QueueConsumer) and isinstance(qc, ConsumerMixin)
+    assert qc._consumers == {} and qc._gt is None and not qc._consumers_ready.ready()
+    assert callable(qc._cancel_consumers_if_requested) and qc.should_stop is False
+    assert container._worker_threads == {}
+    assert "self.on_iteration()" in inspect.getsource(ConsumerMixin.consume)  # the hook replaced
+    rpc_consumer.setup()
+    assert watch.problem() == f"connecting to the broker ({rpc_consumer.queue.name})"
+
+
+def test_consume_watch_holds_the_connection_while_workers_run_and_stock_nameko_does_not():
+    container, runner = _watched_container()
+    qc = patches.ConsumeWatch(runner).rpc[0][2]
+    container._worker_threads["in flight"] = object()
+    qc.on_iteration()
+    assert qc.should_stop is False  # a worker still has to acknowledge
+    container._worker_threads.clear()
+    qc.on_iteration()
+    assert qc.should_stop is True
+
+    stock_container, stock_runner = _watched_container()
+    (stock_qc,) = {ext.queue_consumer for ext in stock_container.extensions if hasattr(ext, "queue_consumer")}
+    stock_container._worker_threads["in flight"] = object()
+    stock_qc.on_iteration()
+    assert stock_qc.should_stop is True  # still nameko's behaviour: the patch is still needed
