@@ -28,6 +28,7 @@ import psycopg
 import pytest
 
 from services.task_svc import store
+from services.task_svc.messages import TaskResult, TaskStatus
 from tests.harness import PG_ADMIN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +190,8 @@ def _prepared_plan(url: str, mode: str, statement, params: dict) -> dict:
 # --- the cases ---------------------------------------------------------------------------------------
 def _check_assign(url: str, project: int, mode: str) -> None:
     workers = list(range(1, 9))
-    plans = _function_plans(url, mode, "SELECT * FROM tt_assign_many(%s, %s, %s)", ([project] * 8, workers, [1] * 8))
+    plans = _function_plans(url, mode, "SELECT * FROM tt_assign_many(%s, %s, %s, %s)",
+                            ([project] * 8, workers, [1] * 8, [0.0] * 8))
     scan = _statement(plans, "WITH free AS")
     assert_index_order(_cte(scan, "free"), "task_pick")
     assert_expired_range(_cte(scan, "expired"))
@@ -204,8 +206,15 @@ def _check_assign(url: str, project: int, mode: str) -> None:
 def _check_release(url: str, project: int, mode: str) -> None:
     with psycopg.connect(url) as conn:
         ids = [r[0] for r in conn.execute("SELECT id FROM task WHERE project = %s ORDER BY id LIMIT 8", (project,))]
-    statement, params = store.close_held_many_query([(i, 1) for i in ids])
-    assert_by_primary_key(_prepared_plan(url, mode, statement, params))
+    for result in (TaskResult.OK, TaskResult.FAIL):  # the common release at once; the rest one by one
+        plans = _function_plans(url, mode, "SELECT * FROM tt_release_many(%s, %s, %s, %s)",
+                                (ids, [1] * len(ids), [result] * len(ids), [0] * len(ids)))
+        assert_by_primary_key(_statement(plans, "UPDATE task t SET status"))
+        if result == TaskResult.FAIL:
+            assert_by_primary_key(_statement(plans, "FROM task WHERE id = p_ids"))
+    plans = _function_plans(url, mode, "SELECT * FROM tt_extend_many(%s, %s, %s)",
+                            (ids, [1] * len(ids), [60] * len(ids)))
+    assert_by_primary_key(_statement(plans, "UPDATE task t SET lease_deadline"))
     plan = _prepared_plan(url, mode, store.NEXT_EXPIRY, {"p": project})
     assert [(n["Node Type"], n.get("Index Name")) for n in _task_scans(plan)] == \
         [("Index Only Scan", "task_lease")], _describe(plan)
@@ -230,3 +239,17 @@ def test_stale_statistics_after_bulk_load_into_new_project(stale, mode):
     _check_assign(stale, STALE_NEW, mode)
     _check_assign(stale, OLD, mode)
     _check_release(stale, STALE_NEW, mode)
+
+
+def test_the_functions_use_the_status_values_python_uses():
+    """The database functions spell the task statuses of ``TaskStatus`` (one source: migration
+    0008 states them once, and this is where they must agree)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "migrations" / "versions" / "0008_one_path.py"
+    spec = importlib.util.spec_from_file_location("_m0008", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (module.NEW, module.FAILED, module.CLOSED) == tuple(TaskStatus)
+    assert (module.R_CLOSED, module.R_FAILED, module.R_SKIPPED, module.R_AWAITING, module.R_NOT_HOLDER,
+            module.R_MISSING) == tuple(store.ReleaseOutcome)
