@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import types
 import typing
 from dataclasses import dataclass
 from functools import cache
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 
 from tracker.errors import ApiError, bad_request
 from tracker.fields import INT63_MAX, Message
+from tracker.fields import unwrap as _unwrap
 from tracker.hashing import decode_worker_secret, digest
 from tracker.routing import QueryParam, Route
 
@@ -204,21 +204,6 @@ def _field_info(model: type[Message], loc: tuple) -> Any:
         inner = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else annotation
         model = inner if isinstance(inner, type) and issubclass(inner, Message) else None
     return info
-
-
-def _unwrap(info: Any) -> tuple[Any, list]:
-    """A field's base type and every constraint on it, through ``X | None`` and nested Annotated."""
-    annotation, metadata = getattr(info, "annotation", None), list(getattr(info, "metadata", ()))
-    while True:
-        args = typing.get_args(annotation)
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
-            annotation = next(arg for arg in args if arg is not type(None))
-        elif typing.get_origin(annotation) is typing.Annotated:
-            annotation = args[0]
-            for extra in args[1:]:
-                metadata.extend(getattr(extra, "metadata", None) or [extra])
-        else:
-            return annotation, metadata
 
 
 def _range(metadata: list) -> str:

@@ -19,11 +19,10 @@ at the end (``_oas30``): ``anyOf [X, null]`` → ``X`` + ``nullable``, ``const``
 What the request models do not say by themselves, added here so the document accepts what the
 gateway accepts and rejects what it rejects (contract §1.1, §1.2):
 - a ``null`` field counts as absent, so every optional field of a request body also accepts null;
-- strings must be storable (no U+0000) and ``NonEmptyText`` is non-empty, rates are 0 or in range:
-  the validators of tracker.fields become ``pattern`` / ``minLength`` / ``minimum``…; length limits
-  (``tracker.fields.text``) are pydantic constraints, which it writes as ``maxLength`` itself;
-- services' own validators (model validators across fields, reserved values) are described by the
-  ``OPENAPI_RULES`` dict of the request model's module, keyed by the model or validator function.
+- every other rule is declared once, with its JSON Schema next to its check: a field's
+  ``tracker.fields.Rule`` (storable, non-empty, rate, a reserved alias…) adds its ``schema`` to the
+  field, a model's ``ModelRule`` (across fields) to the model; length limits and bounds are pydantic
+  constraints, which pydantic writes as ``maxLength``/``minimum`` itself.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sys
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -41,7 +39,7 @@ from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from gateway import routes as dispatch
 from gateway.security import CROSS_ORIGIN_MESSAGE, SECURITY_HEADERS
-from tracker import __version__, fields
+from tracker import __version__
 from tracker.fields import INT63_MAX, Message
 from tracker.plugins import Plugin, discover
 from tracker.routing import Caller, Route, Session
@@ -53,7 +51,6 @@ COMPONENTS = "#/components/schemas/"
 # Any plugin route may answer these (contract §1.4), plus 414/431, which gunicorn answers itself
 # (as a JSON envelope, gateway/gunicorn_conf.py) for a request line or headers over its limits.
 COMMON_ERRORS = (400, 401, 404, 413, 414, 431, 503)
-NO_NUL = "^[^\\u0000]*$"  # PostgreSQL text cannot hold U+0000 (contract §1.2)
 # The Idempotency-Key header of routes declared with ``idempotency_key`` (gateway/routes.py checks it).
 IDEMPOTENCY_HEADER = getattr(dispatch, "IDEMPOTENCY_HEADER", "Idempotency-Key")
 IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": getattr(dispatch, "MAX_IDEMPOTENCY_KEY", 255),
@@ -79,17 +76,6 @@ CROSS_ORIGIN = (f"Cross-origin refusal (contract §2): **403** `{CROSS_ORIGIN_ME
                 "request's own origin (scheme, host, port) nor a configured public origin (`TT_PUBLIC_ORIGINS`). "
                 "Requests with neither header are not affected.")
 
-# Validators of tracker.fields, as JSON Schema (services' validators: their module's OPENAPI_RULES).
-FIELD_RULES: dict[Any, dict] = {
-    fields._storable: {"pattern": NO_NUL},
-    fields._non_empty: {"minLength": 1},
-    # 0 (= unlimited) or MIN_RATE … MAX_RATE; the "not" leaves null alone (an optional field's null is absent).
-    fields._rate: {"minimum": 0, "maximum": fields.MAX_RATE,
-                   "not": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": fields.MIN_RATE},
-                   "description": f"tasks per second: 0 = unlimited, else {fields.MIN_RATE:g} … {fields.MAX_RATE:.0f}"},
-}
-
-
 # --- the gateway's own reply shapes ------------------------------------------------------------
 class Index(Shape):
     name: Literal["task_tracker"]
@@ -102,29 +88,6 @@ class Readiness(Shape):
 
 
 # --- JSON Schema of the models -------------------------------------------------------------------
-def _rule(obj: Any) -> dict | None:
-    try:
-        found = FIELD_RULES.get(obj)
-    except TypeError:  # unhashable
-        return None
-    if found is None:
-        module = sys.modules.get(getattr(obj, "__module__", None) or "")
-        rules = getattr(module, "OPENAPI_RULES", None)
-        found = rules.get(obj) if isinstance(rules, dict) else None
-    return copy.deepcopy(found) if found else None
-
-
-def _merge(schema: dict, rule: dict) -> dict:
-    for key, value in rule.items():
-        if key == "minLength":
-            schema[key] = max(schema.get(key, 0), value)
-        elif key == "allOf" and key in schema:
-            schema[key] = [*schema[key], *value]
-        else:
-            schema[key] = value
-    return schema
-
-
 def _allows_null(schema: dict) -> bool:
     if schema.get("type") == "null" or (isinstance(schema.get("type"), list) and "null" in schema["type"]):
         return True
@@ -148,18 +111,11 @@ class _Generator(GenerateJsonSchema):
     def field_title_should_be_set(self, schema) -> bool:
         return False  # property names say it; models keep their titles
 
-    def function_after_schema(self, schema):
-        out = super().function_after_schema(schema)
-        rule = _rule(schema["function"]["function"])
-        return _merge(out, rule) if rule and "$ref" not in out else out
-
     def model_schema(self, schema):
         out = super().model_schema(schema)
-        cls = schema["cls"]
-        if issubclass(cls, Message):
+        if issubclass(schema["cls"], Message):
             _null_counts_as_absent(out)
-        rule = _rule(cls)
-        return _merge(out, rule) if rule else out
+        return out
 
 
 def _models(routes: list[tuple[str, Route]]) -> list[type[BaseModel]]:
