@@ -17,9 +17,9 @@ from tracker.fields import INT63_MAX, Message
 from tracker.fields import unwrap as _unwrap
 from tracker.hashing import decode_worker_secret, digest
 from tracker.routing import QueryParam, Route
+from tracker.wording import INVALID_WORKER_CREDENTIALS, SECRET_HEADER, SESSION_COOKIE, WORKER_ID_HEADER
 
 _INTEGER = re.compile(r"(-?)0*([0-9]{1,20})")  # ≤ 20 significant digits: int() never sees a huge string
-SESSION_COOKIE = "tt"
 
 
 def parse_int(text: str, lo: int, hi: int) -> int | None:
@@ -57,12 +57,12 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
 def credentials(req: falcon.Request) -> dict:
     """Worker headers and session cookie as digests; malformed worker headers are a 401."""
     caller: dict[str, Any] = {}
-    wid, secret = req.get_header("X-Worker-ID"), req.get_header("X-Secret")
+    wid, secret = req.get_header(WORKER_ID_HEADER), req.get_header(SECRET_HEADER)
     if wid is not None or secret is not None:
         worker_id = parse_int((wid or "").strip(), 1, INT63_MAX)
         raw_secret = decode_worker_secret(secret or "")
         if worker_id is None or not raw_secret:
-            raise ApiError(401, "Invalid worker credentials")
+            raise ApiError(401, INVALID_WORKER_CREDENTIALS)
         caller["worker_id"] = worker_id
         caller["worker_digest"] = digest(raw_secret)
     cookies = req.get_cookie_values(SESSION_COOKIE)
@@ -118,8 +118,8 @@ def parse_json(raw: bytes, route: Route) -> Any:
         raise bad_request("malformed JSON body: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise bad_request(f"malformed JSON body: {exc}") from None
-    if isinstance(data, list) and route.bare_list_key:
-        return {route.bare_list_key: data}
+    for extra in route.extras:
+        data = extra.json(data)
     if not isinstance(data, dict):
         raise bad_request("request body must be a JSON object")
     return data
