@@ -15,6 +15,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from tracker.errors import ApiError, unauthorized
 from tracker.hashing import digests_equal
 from tracker.schema import manager, manager_session, worker
+from tracker.wording import INVALID_WORKER_CREDENTIALS, UNAUTHORIZED, WORKER_CREDENTIALS_REQUIRED
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,12 @@ class Identity:
 
     def require_worker(self) -> int:
         if self.worker_id is None:
-            raise unauthorized("Worker credentials required")
+            raise unauthorized(WORKER_CREDENTIALS_REQUIRED)
         return self.worker_id
 
     def require_manager(self) -> int:
         if self.manager_id is None:
-            raise unauthorized("Unauthorized")
+            raise unauthorized(UNAUTHORIZED)
         return self.manager_id
 
     def require_admin(self) -> None:
@@ -45,7 +46,7 @@ class Identity:
 
     def denied(self, message: str = "Forbidden") -> ApiError:
         """401 for an anonymous caller, 403 for an identified one (contract §4)."""
-        return unauthorized("Unauthorized") if self.anonymous else ApiError(403, message)
+        return unauthorized(UNAUTHORIZED) if self.anonymous else ApiError(403, message)
 
 
 # Built once: identity is resolved on every request.
@@ -85,7 +86,7 @@ def identify(conn: Connection, caller: dict) -> Identity:
         else:
             row = conn.execute(_WORKER, {"id": worker_id}).first()
         if row is None or not digests_equal(row[0], caller.get("worker_digest")):
-            raise unauthorized("Invalid worker credentials")
+            raise unauthorized(INVALID_WORKER_CREDENTIALS)
         worker_paused = row[1]
     manager_id, admin = None, False
     session_digest = caller.get("session_digest")

@@ -9,9 +9,7 @@ from __future__ import annotations
 UNAUTHORIZED = "Unauthorized"
 WORKER_CREDENTIALS_REQUIRED = "Worker credentials required"
 INVALID_WORKER_CREDENTIALS = "Invalid worker credentials"
-PAUSED = "A manager has paused you"  # 400 of a paused worker's task get, in the gateway or task_svc
-NO_TASK = "No task available"  # the declined answer of a task get
-NOT_HOLDER = "Task was not marked as closed"  # a release by a worker that does not hold the task
+PAUSED = "A manager has paused you"  # 400 of a paused worker's task get: the gateway's or task_svc's
 UNAVAILABLE = "Service unavailable"  # 503
 
 # --- HTTP names --------------------------------------------------------------------------------------

@@ -55,7 +55,8 @@ class Login(Message):
 
 
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------
-# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+# What the routes answer in ``content``: the service builds it through them (tracker.shapes.content) and
+# gateway/openapi.py documents them.
 from typing import Literal  # noqa: E402
 
 from tracker.shapes import Manager, Shape  # noqa: E402

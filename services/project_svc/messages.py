@@ -101,7 +101,8 @@ MONITORING_BETWEEN_QUERY = {"from": QueryParam(*UNIX_TIME, required=True), "to":
 
 
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------
-# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+# What the routes answer in ``content``: the service builds it through them (tracker.shapes.content) and
+# gateway/openapi.py documents them.
 from tracker.shapes import Count, Manager, Project, Shape, UnixTime, Worker  # noqa: E402
 
 

@@ -8,6 +8,16 @@ import logging
 from nameko.timer import timer
 
 from services.project_svc import store
+from services.project_svc.messages import (
+    AccessList,
+    ProjectCreated,
+    ProjectList,
+    ProjectManagers,
+    ProjectRecord,
+    ProjectSecret,
+    ProjectWebhookSecret,
+    Snapshots,
+)
 from tracker import ratelimit
 from tracker.access import (
     ROLE_ALL,
@@ -22,6 +32,7 @@ from tracker.errors import ApiError, bad_request, conflict, not_found, ok
 from tracker.hashing import new_webhook_secret
 from tracker.service import endpoint
 from tracker.settings import get_settings
+from tracker.shapes import content
 from tracker.views import public_project
 
 log = logging.getLogger("project_svc.monitoring")
@@ -60,18 +71,18 @@ class ProjectService:
             raise conflict("Project name already taken")
         store.set_role(conn, manager_id, project_id, ROLE_ALL)
         store.first_snapshot(conn, project_id)
-        return ok({"id": project_id})
+        return ok(content(ProjectCreated, id=project_id))
 
     @endpoint
     def get(self, conn, ident, params):
         acc = project_access(conn, ident, params["id"])
         if not acc.can_read:
             raise ident.denied("You may not read this project")
-        return ok({"project": public_project(acc.project)})
+        return ok(content(ProjectRecord, project=public_project(acc.project)))
 
     @endpoint
     def list_projects(self, conn, ident, params):
-        return ok({"projects": store.list_readable(conn, ident.manager_id, ident.admin)})
+        return ok(content(ProjectList, projects=store.list_readable(conn, ident.manager_id, ident.admin)))
 
     @endpoint
     def update(self, conn, ident, params):
@@ -131,7 +142,7 @@ class ProjectService:
         ident.require_manager()
         acc = project_access(conn, ident, params["id"])
         _require_role(acc, ident, ROLE_MANAGE_ACCESS, "MANAGE_ACCESS")
-        return ok({"accesses": store.access_list(conn, params["id"])})
+        return ok(content(AccessList, accesses=store.access_list(conn, params["id"])))
 
     # --- manager roles ----------------------------------------------------------------------
     @endpoint
@@ -139,7 +150,7 @@ class ProjectService:
         ident.require_manager()
         if not store.exists_(conn, params["id"]):
             raise not_found("Project not found")
-        return ok({"managers": store.managers_with_role(conn, params["id"])})
+        return ok(content(ProjectManagers, managers=store.managers_with_role(conn, params["id"])))
 
     @endpoint
     def set_role(self, conn, ident, params):
@@ -175,7 +186,7 @@ class ProjectService:
         acc = project_access(conn, ident, params["id"])
         if not (acc.granted or acc.has_role(ROLE_SECRET)):
             raise ident.denied("A granted access or the SECRET role is required")
-        return ok({"secret": acc.project["secret"]})
+        return ok(content(ProjectSecret, secret=acc.project["secret"]))
 
     def _secret_keeper(self, conn, ident, project_id: int) -> ProjectAccess:
         ident.require_manager()
@@ -192,7 +203,7 @@ class ProjectService:
     @endpoint
     def get_webhook_secret(self, conn, ident, params):
         acc = self._secret_keeper(conn, ident, params["id"])
-        return ok({"webhook_secret": acc.project["webhook_secret"]})
+        return ok(content(ProjectWebhookSecret, webhook_secret=acc.project["webhook_secret"]))
 
     @endpoint
     def set_webhook_secret(self, conn, ident, params):
@@ -208,12 +219,13 @@ class ProjectService:
     @endpoint
     def monitoring(self, conn, ident, params):
         self._readable(conn, ident, params["id"])
-        return ok({"snapshots": store.snapshots(conn, params["id"], limit=params["count"])})
+        return ok(content(Snapshots, snapshots=store.snapshots(conn, params["id"], limit=params["count"])))
 
     @endpoint
     def monitoring_between(self, conn, ident, params):
         self._readable(conn, ident, params["id"])
-        return ok({"snapshots": store.snapshots(conn, params["id"], since=params["from"], until=params["to"])})
+        return ok(content(Snapshots, snapshots=store.snapshots(conn, params["id"], since=params["from"],
+                                                              until=params["to"])))
 
     @timer(interval=SNAPSHOT_TICK, eager=True)
     def snapshot_tick(self):

@@ -16,6 +16,8 @@ Count16 = Annotated[int, Field(ge=0, le=32767)]
 Seconds31 = Annotated[int, Field(ge=0, le=(1 << 31) - 1)]
 
 TR_OK, TR_FAIL, TR_SKIP = 0, 1, 2
+NO_TASK = "No task available"  # the declined answer of a task get (Doc(declined=NoTask))
+NOT_HOLDER = "Task was not marked as closed"  # a release by a worker that does not hold the task
 
 
 # Rules read with .get: the fast path's dicts carry only the keys sent (absent = the default, which
@@ -140,7 +142,8 @@ GET_QUERY = {"count": QueryParam(1, 100), "wait": QueryParam(0, 30)}
 
 
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------
-# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+# What the routes answer in ``content``: the service builds it through them (tracker.shapes.content) and
+# gateway/openapi.py documents them.
 from pydantic import RootModel  # noqa: E402
 
 from tracker.shapes import Count, Project, Shape  # noqa: E402
@@ -175,7 +178,7 @@ class Assignment(RootModel[OneTask | TaskBatch]):
 
 
 class NoTask(Shape):
-    """`content` of "No task available" with `?count=N` (absent without it)."""
+    """`content` of "No task available" with `?count=N` (absent without it)."""  # NO_TASK
 
     tasks: Annotated[list[Task], Field(max_length=0)]
 

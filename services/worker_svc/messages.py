@@ -37,7 +37,8 @@ class SetPaused(Message):
 
 
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------
-# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+# What the routes answer in ``content``: the service builds it through them (tracker.shapes.content) and
+# gateway/openapi.py documents them.
 from pydantic import Field  # noqa: E402
 
 from tracker.shapes import Count, Shape, Worker  # noqa: E402
