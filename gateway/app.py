@@ -18,13 +18,14 @@ from tracker.errors import envelope
 from tracker.logtext import one_line
 from tracker.plugins import discover
 from tracker.settings import get_settings
+from tracker.wording import SECRET_HEADER, WORKER_ID_HEADER
 
 log = logging.getLogger("gateway")
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, X-Worker-ID, X-Secret",
+    "Access-Control-Allow-Headers": f"Content-Type, {WORKER_ID_HEADER}, {SECRET_HEADER}",
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import types
 import typing
 from dataclasses import dataclass
 from functools import cache
@@ -15,11 +14,12 @@ from pydantic import ValidationError
 
 from tracker.errors import Invalid, TooLarge, Unauthorized
 from tracker.fields import INT63_MAX, Message
+from tracker.fields import unwrap as _unwrap
 from tracker.hashing import decode_worker_secret, digest
 from tracker.routing import QueryParam, Route
+from tracker.wording import INVALID_WORKER_CREDENTIALS, SECRET_HEADER, SESSION_COOKIE, WORKER_ID_HEADER
 
 _INTEGER = re.compile(r"(-?)0*([0-9]{1,20})")  # ≤ 20 significant digits: int() never sees a huge string
-SESSION_COOKIE = "tt"
 
 
 def parse_int(text: str, lo: int, hi: int) -> int | None:
@@ -57,12 +57,12 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
 def credentials(req: falcon.Request) -> dict:
     """Worker headers and session cookie as digests; malformed worker headers are a 401."""
     caller: dict[str, Any] = {}
-    wid, secret = req.get_header("X-Worker-ID"), req.get_header("X-Secret")
+    wid, secret = req.get_header(WORKER_ID_HEADER), req.get_header(SECRET_HEADER)
     if wid is not None or secret is not None:
         worker_id = parse_int((wid or "").strip(), 1, INT63_MAX)
         raw_secret = decode_worker_secret(secret or "")
         if worker_id is None or not raw_secret:
-            raise Unauthorized("Invalid worker credentials")
+            raise Unauthorized(INVALID_WORKER_CREDENTIALS)
         caller["worker_id"] = worker_id
         caller["worker_digest"] = digest(raw_secret)
     cookies = req.get_cookie_values(SESSION_COOKIE)
@@ -118,8 +118,8 @@ def parse_json(raw: bytes, route: Route) -> Any:
         raise Invalid("malformed JSON body: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise Invalid(f"malformed JSON body: {exc}") from None
-    if isinstance(data, list) and route.bare_list_key:
-        return {route.bare_list_key: data}
+    for extra in route.extras:
+        data = extra.json(data)
     if not isinstance(data, dict):
         raise Invalid("request body must be a JSON object")
     return data
@@ -204,21 +204,6 @@ def _field_info(model: type[Message], loc: tuple) -> Any:
         inner = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else annotation
         model = inner if isinstance(inner, type) and issubclass(inner, Message) else None
     return info
-
-
-def _unwrap(info: Any) -> tuple[Any, list]:
-    """A field's base type and every constraint on it, through ``X | None`` and nested Annotated."""
-    annotation, metadata = getattr(info, "annotation", None), list(getattr(info, "metadata", ()))
-    while True:
-        args = typing.get_args(annotation)
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
-            annotation = next(arg for arg in args if arg is not type(None))
-        elif typing.get_origin(annotation) is typing.Annotated:
-            annotation = args[0]
-            for extra in args[1:]:
-                metadata.extend(getattr(extra, "metadata", None) or [extra])
-        else:
-            return annotation, metadata
 
 
 def _range(metadata: list) -> str:

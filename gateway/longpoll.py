@@ -22,10 +22,11 @@ from collections import defaultdict
 import psycopg
 
 from tracker.settings import Settings
+from tracker.wording import TASK_READY_CHANNEL
 
 log = logging.getLogger("gateway.longpoll")
 
-CHANNEL = "tt_task_ready"
+CHANNEL = TASK_READY_CHANNEL
 POLL_WITHOUT_LISTENER = 1.0
 
 

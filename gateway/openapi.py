@@ -19,11 +19,10 @@ at the end (``_oas30``): ``anyOf [X, null]`` → ``X`` + ``nullable``, ``const``
 What the request models do not say by themselves, added here so the document accepts what the
 gateway accepts and rejects what it rejects (contract §1.1, §1.2):
 - a ``null`` field counts as absent, so every optional field of a request body also accepts null;
-- strings must be storable (no U+0000) and ``NonEmptyText`` is non-empty, rates are 0 or in range:
-  the validators of tracker.fields become ``pattern`` / ``minLength`` / ``minimum``…; length limits
-  (``tracker.fields.text``) are pydantic constraints, which it writes as ``maxLength`` itself;
-- services' own validators (model validators across fields, reserved values) are described by the
-  ``OPENAPI_RULES`` dict of the request model's module, keyed by the model or validator function.
+- every other rule is declared once, with its JSON Schema next to its check: a field's
+  ``tracker.fields.Rule`` (storable, non-empty, rate, a reserved alias…) adds its ``schema`` to the
+  field, a model's ``ModelRule`` (across fields) to the model; length limits and bounds are pydantic
+  constraints, which pydantic writes as ``maxLength``/``minimum`` itself.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sys
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -41,11 +39,12 @@ from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from gateway import routes as dispatch
 from gateway.security import CROSS_ORIGIN_MESSAGE, SECURITY_HEADERS
-from tracker import __version__, fields
+from tracker import __version__
 from tracker.fields import INT63_MAX, Message
 from tracker.plugins import Plugin, discover
-from tracker.routing import Caller, Route, Session
+from tracker.routing import BareList, Caller, CloseSession, OpenSession, RawBody, Route
 from tracker.shapes import Shape
+from tracker.wording import IDEMPOTENCY_HEADER, SECRET_HEADER, SESSION_COOKIE, WORKER_ID_HEADER
 
 OPENAPI_VERSION = "3.0.3"
 PATH = "/openapi.json"
@@ -53,10 +52,8 @@ COMPONENTS = "#/components/schemas/"
 # Any plugin route may answer these (contract §1.4), plus 414/431, which gunicorn answers itself
 # (as a JSON envelope, gateway/gunicorn_conf.py) for a request line or headers over its limits.
 COMMON_ERRORS = (400, 401, 404, 413, 414, 431, 503)
-NO_NUL = "^[^\\u0000]*$"  # PostgreSQL text cannot hold U+0000 (contract §1.2)
 # The Idempotency-Key header of routes declared with ``idempotency_key`` (gateway/routes.py checks it).
-IDEMPOTENCY_HEADER = getattr(dispatch, "IDEMPOTENCY_HEADER", "Idempotency-Key")
-IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": getattr(dispatch, "MAX_IDEMPOTENCY_KEY", 255),
+IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": dispatch.MAX_IDEMPOTENCY_KEY,
                    "pattern": "^[!-~]([ -~]*[!-~])?$"}  # printable ASCII (no edge spaces: HTTP strips them)
 
 STATUS_TEXT = {
@@ -79,17 +76,6 @@ CROSS_ORIGIN = (f"Cross-origin refusal (contract §2): **403** `{CROSS_ORIGIN_ME
                 "request's own origin (scheme, host, port) nor a configured public origin (`TT_PUBLIC_ORIGINS`). "
                 "Requests with neither header are not affected.")
 
-# Validators of tracker.fields, as JSON Schema (services' validators: their module's OPENAPI_RULES).
-FIELD_RULES: dict[Any, dict] = {
-    fields._storable: {"pattern": NO_NUL},
-    fields._non_empty: {"minLength": 1},
-    # 0 (= unlimited) or MIN_RATE … MAX_RATE; the "not" leaves null alone (an optional field's null is absent).
-    fields._rate: {"minimum": 0, "maximum": fields.MAX_RATE,
-                   "not": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": fields.MIN_RATE},
-                   "description": f"tasks per second: 0 = unlimited, else {fields.MIN_RATE:g} … {fields.MAX_RATE:.0f}"},
-}
-
-
 # --- the gateway's own reply shapes ------------------------------------------------------------
 class Index(Shape):
     name: Literal["task_tracker"]
@@ -102,29 +88,6 @@ class Readiness(Shape):
 
 
 # --- JSON Schema of the models -------------------------------------------------------------------
-def _rule(obj: Any) -> dict | None:
-    try:
-        found = FIELD_RULES.get(obj)
-    except TypeError:  # unhashable
-        return None
-    if found is None:
-        module = sys.modules.get(getattr(obj, "__module__", None) or "")
-        rules = getattr(module, "OPENAPI_RULES", None)
-        found = rules.get(obj) if isinstance(rules, dict) else None
-    return copy.deepcopy(found) if found else None
-
-
-def _merge(schema: dict, rule: dict) -> dict:
-    for key, value in rule.items():
-        if key == "minLength":
-            schema[key] = max(schema.get(key, 0), value)
-        elif key == "allOf" and key in schema:
-            schema[key] = [*schema[key], *value]
-        else:
-            schema[key] = value
-    return schema
-
-
 def _allows_null(schema: dict) -> bool:
     if schema.get("type") == "null" or (isinstance(schema.get("type"), list) and "null" in schema["type"]):
         return True
@@ -148,25 +111,19 @@ class _Generator(GenerateJsonSchema):
     def field_title_should_be_set(self, schema) -> bool:
         return False  # property names say it; models keep their titles
 
-    def function_after_schema(self, schema):
-        out = super().function_after_schema(schema)
-        rule = _rule(schema["function"]["function"])
-        return _merge(out, rule) if rule and "$ref" not in out else out
-
     def model_schema(self, schema):
         out = super().model_schema(schema)
-        cls = schema["cls"]
-        if issubclass(cls, Message):
+        if issubclass(schema["cls"], Message):
             _null_counts_as_absent(out)
-        rule = _rule(cls)
-        return _merge(out, rule) if rule else out
+        return out
 
 
 def _models(routes: list[tuple[str, Route]]) -> list[type[BaseModel]]:
     found: list[type[BaseModel]] = [Index, Readiness]
     for _, route in routes:
-        candidates = (route.body, route.raw_schema, route.reply, route.unauthorized,
-                      route.declined if isinstance(route.declined, type) else None)
+        raw, doc = route.extra(RawBody), route.doc
+        candidates = (route.body, raw.schema if raw else None, doc.reply, doc.unauthorized,
+                      doc.declined if isinstance(doc.declined, type) else None)
         found += [m for m in candidates if m is not None and m not in found]
     return found
 
@@ -228,11 +185,11 @@ EXPIRE_COOKIE = {"Set-Cookie": {"description": "expires the session cookie `tt`"
 
 # --- operations ------------------------------------------------------------------------------------
 SECURITY_SCHEMES = {
-    "workerId": {"type": "apiKey", "in": "header", "name": "X-Worker-ID",
-                 "description": "worker id (decimal); always sent together with X-Secret"},
-    "workerSecret": {"type": "apiKey", "in": "header", "name": "X-Secret",
+    "workerId": {"type": "apiKey", "in": "header", "name": WORKER_ID_HEADER,
+                 "description": f"worker id (decimal); always sent together with {SECRET_HEADER}"},
+    "workerSecret": {"type": "apiKey", "in": "header", "name": SECRET_HEADER,
                      "description": "the worker's base64 secret, shown once by /worker/create"},
-    "session": {"type": "apiKey", "in": "cookie", "name": "tt",
+    "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
                 "description": "manager session cookie set by /register and /login"},
 }
 WORKER = {"workerId": [], "workerSecret": []}
@@ -250,16 +207,17 @@ def _parameters(route: Route) -> list[dict]:
     params += [{"name": name, "in": "query", "required": rule.required,
                 "schema": {"type": "integer", "minimum": rule.lo, "maximum": rule.hi}}
                for name, rule in route.query.items()]
-    if route.raw_body and route.headers:
+    raw = route.extra(RawBody)
+    if raw and raw.signature_headers:
         params += [{"name": name, "in": "header", "required": False, "schema": {"type": "string"},
                     "description": "signature of the raw body: HMAC-SHA256 keyed with the project's "
                                    "webhook_secret, hex, optionally prefixed `sha256=`; the first present of "
-                                   f"{', '.join(route.headers)} is used, none present is a 401"}
-                   for name in route.headers]
+                                   f"{', '.join(raw.signature_headers)} is used, none present is a 401"}
+                   for name in raw.signature_headers]
     params += [{"name": name, "in": "header", "required": False, "schema": {"type": "string"},
                 "description": description}
-               for name, description in getattr(route, "optional_headers", ())]
-    if getattr(route, "idempotency_key", False):
+               for name, description in (raw.optional_headers if raw else ())]
+    if route.idempotency_key:
         params.append({"name": IDEMPOTENCY_HEADER, "in": "header", "required": False, "schema": IDEMPOTENCY_KEY,
                        "description": "(extension) a retry with the same key by the same worker within 24 h "
                                       "answers the first reply and changes nothing. The caller is authenticated "
@@ -269,45 +227,49 @@ def _parameters(route: Route) -> list[dict]:
 
 
 def _request_body(route: Route, refs: dict, defs: dict) -> dict | None:
-    if route.raw_body:
-        schema = refs[route.raw_schema] if route.raw_schema else {"type": "object"}
+    raw, bare_list = route.extra(RawBody), route.extra(BareList)
+    if raw:
+        schema = refs[raw.schema] if raw.schema else {"type": "object"}
         return {"required": True, "description": "Any JSON object; the signature covers these exact bytes",
                 "content": {"application/json": {"schema": schema}}}
     if route.body is None:
         return None
     schema = refs[route.body]
     required = any(f.is_required() for f in route.body.model_fields.values())
-    if route.bare_list_key:
+    if bare_list:
         # A bare JSON array is accepted as {key: array} (gateway/inputs.parse_json).
-        listed = defs[schema["$ref"].removeprefix(COMPONENTS)]["properties"][route.bare_list_key]
+        listed = defs[schema["$ref"].removeprefix(COMPONENTS)]["properties"][bare_list.key]
         schema = {"oneOf": [schema, copy.deepcopy(listed)]}
     return {"required": required, "content": {"application/json": {"schema": schema}},
             "description": "JSON, whatever the Content-Type says; an empty body counts as {}"}
 
 
 def _success(route: Route, refs: dict) -> dict:
-    if route.status == 204:
+    doc = route.doc
+    closes = route.extra(CloseSession) is not None
+    if doc.status == 204:
         out: dict[str, Any] = {"description": "Success, no body"}
-        if route.session is Session.CLOSE:
+        if closes:
             out["headers"] = EXPIRE_COOKIE
         return out
-    schema = _envelope(True, refs[route.reply] if route.reply else None)
-    if route.declined is not False:
-        content = refs[route.declined] if isinstance(route.declined, type) else None
+    schema = _envelope(True, refs[doc.reply] if doc.reply else None)
+    if doc.declined is not False:
+        content = refs[doc.declined] if isinstance(doc.declined, type) else None
         declined = _envelope(False, content, content_required=False)
-        if getattr(route, "declined_messages", ()):
-            declined["properties"]["message"] = {"type": "string", "enum": list(route.declined_messages)}
+        if doc.declined_messages:
+            declined["properties"]["message"] = {"type": "string", "enum": list(doc.declined_messages)}
         schema = {"oneOf": [schema, declined]}
-    headers = SET_COOKIE if route.session is Session.OPEN else EXPIRE_COOKIE if route.session is Session.CLOSE else None
-    description = "Success" + (", or a negative answer that is not an error (ok false)" if route.declined else "")
+    headers = SET_COOKIE if route.extra(OpenSession) else EXPIRE_COOKIE if closes else None
+    description = "Success" + (", or a negative answer that is not an error (ok false)" if doc.declined else "")
     return _json(schema, description, headers)
 
 
 def _operation(plugin: str, route: Route, refs: dict, defs: dict) -> dict:
     op: dict[str, Any] = {"operationId": f"{plugin}.{route.rpc}", "tags": [plugin]}
-    if route.summary:
-        op["summary"] = route.summary
-    notes = [text for text in (route.description, CROSS_ORIGIN if route.guarded else None) if text]
+    doc = route.doc
+    if doc.summary:
+        op["summary"] = doc.summary
+    notes = [text for text in (doc.description, CROSS_ORIGIN if route.guarded else None) if text]
     if notes:
         op["description"] = "\n\n".join(notes)
     if route.guarded:
@@ -319,9 +281,9 @@ def _operation(plugin: str, route: Route, refs: dict, defs: dict) -> dict:
     if body:
         op["requestBody"] = body
     op["security"] = SECURITY[route.caller]
-    responses = {str(route.status): _success(route, refs)}
-    for status in sorted(set(COMMON_ERRORS) | set(route.errors) | ({403} if route.guarded else set())):
-        content = refs[route.unauthorized] if status == 401 and route.unauthorized else None
+    responses = {str(doc.status): _success(route, refs)}
+    for status in sorted(set(COMMON_ERRORS) | set(doc.errors) | ({403} if route.guarded else set())):
+        content = refs[doc.unauthorized] if status == 401 and doc.unauthorized else None
         responses[str(status)] = _error(status, content, GUARDED_403 if status == 403 and route.guarded else None)
     op["responses"] = responses
     return op

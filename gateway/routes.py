@@ -8,19 +8,18 @@ gateway first asks whether they are valid, so that 401 still wins over 400.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from functools import partial
 
 import falcon
 
 from gateway.batching import Coalescer
 from gateway.inputs import (
-    SESSION_COOKIE,
     credentials,
     parse_json,
     path_id,
@@ -36,16 +35,15 @@ from gateway.security import ClientAddresses, OriginGuard
 from tracker.contract import Caller as RpcCaller
 from tracker.contract import Reply
 from tracker.errors import Invalid, Refused, Unauthorized
-from tracker.hashing import digest, new_session_token
+from tracker.hashing import digest
 from tracker.plugins import Plugin
-from tracker.routing import Caller, Route, Session
+from tracker.routing import Caller, Route
 from tracker.settings import Settings
+from tracker.wording import IDEMPOTENCY_HEADER, UNAUTHORIZED, WORKER_CREDENTIALS_REQUIRED
 
 log = logging.getLogger("gateway")
 IDENTIFY = ("worker_svc", "identify")  # resolves credentials alone (used only on the error path)
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
-PAUSED_MESSAGE = "A manager has paused you"
 
 
 def send(resp: falcon.Response, status: int, body: dict | None) -> None:
@@ -62,6 +60,20 @@ def send(resp: falcon.Response, status: int, body: dict | None) -> None:
         log.error("a %d reply carried a non-finite number; answered 500 instead", status)
         resp.status = 500
         resp.text = json.dumps({"ok": False, "message": "Internal error"})
+
+
+@dataclass
+class RequestContext:
+    """The request being answered, as a route's extras see it (tracker.routing.Request)."""
+
+    req: falcon.Request
+    caller: dict  # filled at step 3, after the body size (step 2)
+    settings: Settings
+    clients: ClientAddresses
+    state: dict = field(default_factory=dict)
+
+    def client_address(self) -> str:
+        return self.clients.of(self.req)
 
 
 class Dispatcher:
@@ -89,52 +101,46 @@ class Dispatcher:
         return answer.content or {}
 
     def handle(self, service: str, route: Route, req: falcon.Request, resp: falcon.Response, **path) -> None:
+        request = None
         try:
             if route.guarded:  # right after the route match, before any other check (contract §2)
                 self.origins.check(req)
-            answer, token = self._dispatch(service, route, req, path)
+            request = RequestContext(req, {}, self.settings, self.clients)
+            answer = self._dispatch(service, route, request, path)
         except Refused as exc:
-            answer, token = exc.reply(), None
+            answer = exc.reply()
         except Replied as replied:
-            answer, token = replied.reply, None
-        status = http_status(answer, route.status)
+            answer = replied.reply
+        status = http_status(answer, route.doc.status)
         send(resp, status, None if status == 204 else http_body(answer))
-        if route.session is Session.OPEN and token and answer.ok:
-            resp.set_cookie(
-                SESSION_COOKIE, token, max_age=self.settings.session_lifetime, path="/",
-                http_only=True, secure=self.settings.secure_cookies, same_site="Strict",
-            )
-        elif route.session is Session.CLOSE and status < 400:
-            resp.unset_cookie(SESSION_COOKIE, path="/")
+        if request is not None:
+            for extra in route.extras:
+                extra.answered(request, status, resp)
 
-    def _dispatch(self, service: str, route: Route, req: falcon.Request, path: dict) -> tuple[Reply, str | None]:
+    def _dispatch(self, service: str, route: Route, request: RequestContext, path: dict) -> Reply:
+        req = request.req
         raw = read_body(req, self.settings.max_body_bytes)
-        caller = credentials(req)
+        request.caller = caller = credentials(req)
         if route.caller is Caller.WORKER and "worker_id" not in caller:
-            raise Unauthorized("Worker credentials required")
+            raise Unauthorized(WORKER_CREDENTIALS_REQUIRED)
         if route.caller is Caller.MANAGER and "session_digest" not in caller:
-            raise Unauthorized("Unauthorized")
+            raise Unauthorized(UNAUTHORIZED)
         try:
-            params = self._params(route, req, path, raw)
+            params = self._params(route, request, path, raw)
             self._idempotency_key(route, req, caller)
         except Refused as syntax_error:
             self._credentials_before_syntax(route, caller)
             raise syntax_error from None
-        token = None
-        if route.session is Session.CLOSE:
-            params["session_digest"] = caller.get("session_digest")
-        if route.client_address:
-            params["client"] = self.clients.of(req)
-        if route.session is Session.OPEN:
-            token = new_session_token()
-            params["new_session_digest"] = digest(token)
-            params["session_lifetime"] = self.settings.session_lifetime
-        if route.long_poll and params.get("wait"):
-            answer = self._long_poll(service, route, caller, params)
+        project = None  # a long-poll's project (an extra's wakes_on)
+        for extra in route.extras:
+            params.update(extra.params(request))
+            project = extra.wakes_on(params) if project is None else project
+        if project is not None:
+            answer = self._long_poll(service, route, caller, params, project)
         else:
             answer = self._call(service, route, caller, params)
         count_tasks(answer.counts)
-        return answer, token
+        return answer
 
     def _call(self, service: str, route: Route, caller: dict, params: dict) -> Reply:
         """One call of the service's operation ``route.rpc``: a batch of one, or a place in the
@@ -161,13 +167,12 @@ class Dispatcher:
         caller["request"] = digest(f"idempotency-key\0{caller['worker_id']}\0{route.path}\0{key}")
         caller["keyed"] = True
 
-    def _long_poll(self, service: str, route: Route, caller: dict, params: dict) -> Reply:
+    def _long_poll(self, service: str, route: Route, caller: dict, params: dict, project: int) -> Reply:
         """Ask; while the answer is "nothing yet", park until woken or the wait is over.
 
         The request is parked before each ask, so a task committed between the ask and the park
         still wakes it. Each wake-up costs one RPC; between them the request holds nothing.
         """
-        project = params[route.long_poll]
         deadline = time.monotonic() + params["wait"]
         while True:
             event = self.waiters.park(project)
@@ -182,25 +187,30 @@ class Dispatcher:
             finally:
                 self.waiters.unpark(project, event)
 
-    def _params(self, route: Route, req: falcon.Request, path: dict, raw: bytes) -> dict:
+    @staticmethod
+    def _params(route: Route, request: RequestContext, path: dict, raw: bytes) -> dict:
         params: dict = {name: path_id(name, value) for name, value in path.items()}
-        params.update(query_params(req, route.query))
-        if route.raw_body:
-            params["raw_body"] = base64.b64encode(raw).decode("ascii")
-            params["headers"] = {k.lower(): v for k, v in req.headers.items()}
-        elif route.body is not None:
+        params.update(query_params(request.req, route.query))
+        for extra in route.extras:
+            body = extra.body(request, raw)
+            if body is not None:
+                params.update(body)
+                return params
+        if route.body is not None:
             params.update(validate_body(route.body, parse_json(raw, route)))
         return params
 
     def _credentials_before_syntax(self, route: Route, caller: dict) -> None:
-        """401 (and a paused worker's 400 on task get) come before a syntax 400."""
+        """401 (and an extra's answer, e.g. a paused worker's 400 on task get) come before a syntax 400."""
         if not caller:
             return
         who = self._identify(caller)
-        if route.paused_first and who.get("worker_paused"):
-            raise Invalid(PAUSED_MESSAGE)
+        for extra in route.extras:
+            refusal = extra.refusal_before_syntax(who)
+            if refusal is not None:
+                raise refusal
         if route.caller is Caller.MANAGER and who.get("manager_id") is None:
-            raise Unauthorized("Unauthorized")
+            raise Unauthorized(UNAUTHORIZED)
 
 
 class Replied(Exception):

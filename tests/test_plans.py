@@ -30,6 +30,7 @@ import pytest
 from services.task_svc import store
 from services.task_svc.messages import TaskResult, TaskStatus
 from tests.harness import PG_ADMIN
+from tracker.wording import TASK_READY_CHANNEL
 
 ROOT = Path(__file__).resolve().parent.parent
 BULK = 200_000
@@ -250,6 +251,8 @@ def test_the_functions_use_the_status_values_python_uses():
     spec = importlib.util.spec_from_file_location("_m0008", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert (module.NEW, module.FAILED, module.CLOSED) == tuple(TaskStatus)
-    assert (module.R_CLOSED, module.R_FAILED, module.R_SKIPPED, module.R_AWAITING, module.R_NOT_HOLDER,
-            module.R_MISSING) == tuple(store.ReleaseOutcome)
+    assert tuple(TaskStatus) == (module.NEW, module.FAILED, module.CLOSED)
+    released = (module.R_CLOSED, module.R_FAILED, module.R_SKIPPED, module.R_AWAITING, module.R_NOT_HOLDER,
+                module.R_MISSING)
+    assert tuple(store.ReleaseOutcome) == released
+    assert module.CHANNEL == TASK_READY_CHANNEL

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from tracker import wording
 from tracker.contract import Outcome, Reply
 
 
@@ -59,7 +60,7 @@ class Invalid(Refused):
 
 
 class Unauthorized(Refused):
-    outcome, default = Outcome.UNAUTHORIZED, "Unauthorized"
+    outcome, default = Outcome.UNAUTHORIZED, wording.UNAUTHORIZED
 
 
 class Forbidden(Refused):
@@ -83,7 +84,7 @@ class RateLimited(Refused):
 
 
 class Unavailable(Refused):
-    outcome, default = Outcome.UNAVAILABLE, "Service unavailable"
+    outcome, default = Outcome.UNAVAILABLE, wording.UNAVAILABLE
 
 
 class Internal(Refused):

@@ -16,6 +16,7 @@ from tracker.contract import Caller
 from tracker.errors import Forbidden, Refused, Unauthorized
 from tracker.hashing import digests_equal
 from tracker.schema import table
+from tracker.wording import INVALID_WORKER_CREDENTIALS, UNAUTHORIZED, WORKER_CREDENTIALS_REQUIRED
 
 # Tables of manager_svc and worker_svc, read by every service to know who is calling.
 manager, manager_session, worker = table("manager"), table("manager_session"), table("worker")
@@ -34,12 +35,12 @@ class Identity:
 
     def require_worker(self) -> int:
         if self.worker_id is None:
-            raise Unauthorized("Worker credentials required")
+            raise Unauthorized(WORKER_CREDENTIALS_REQUIRED)
         return self.worker_id
 
     def require_manager(self) -> int:
         if self.manager_id is None:
-            raise Unauthorized("Unauthorized")
+            raise Unauthorized(UNAUTHORIZED)
         return self.manager_id
 
     def require_admin(self) -> None:
@@ -49,7 +50,7 @@ class Identity:
 
     def denied(self, message: str = "Forbidden") -> Refused:
         """401 for an anonymous caller, 403 for an identified one (contract §4)."""
-        return Unauthorized("Unauthorized") if self.anonymous else Forbidden(message)
+        return Unauthorized(UNAUTHORIZED) if self.anonymous else Forbidden(message)
 
 
 # Built once: identity is resolved on every request.
@@ -89,7 +90,7 @@ def identify(conn: Connection, caller: Caller) -> Identity:
         else:
             row = conn.execute(_WORKER, {"id": worker_id}).first()
         if row is None or not digests_equal(row[0], caller.worker_digest):
-            raise Unauthorized("Invalid worker credentials")
+            raise Unauthorized(INVALID_WORKER_CREDENTIALS)
         worker_paused = row[1]
     manager_id, admin = None, False
     session_digest = caller.session_digest

@@ -1,14 +1,15 @@
-"""Object shapes of the contract (§3) that several services return, for the OpenAPI document only.
+"""Object shapes of the contract (§3) that several services return, and how a reply is built from one.
 
-Plain pydantic models (not the strict request ``Message``): they describe what the services send,
-are never used to validate or build an answer, and are left open (unknown keys allowed), so a
-later addition to an object cannot make the document reject a real answer. Each service's own
-reply shapes sit at the end of its ``messages.py``; gateway/openapi.py turns them into JSON Schema.
+Plain pydantic models (not the strict request ``Message``): each route's ``Doc(reply=…)`` names the
+shape of its ``content``; the service builds that content through the same model (``content``), and
+gateway/openapi.py turns it into JSON Schema, so the documented shape is the built shape. The
+document leaves them open (unknown keys allowed), so a later addition to an object cannot make it
+reject a real answer. Each service's own reply shapes sit at the end of its ``messages.py``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -18,6 +19,13 @@ Count = Annotated[int, Field(ge=0)]
 
 class Shape(BaseModel):
     """Base of every reply shape (open: extra keys are allowed)."""
+
+
+def content(shape: type[Shape], /, **fields: Any) -> dict:
+    """A reply's ``content`` built through its documented shape: a missing or mistyped field fails
+    here, in the service, instead of reaching a client; keys the shape does not name are not sent,
+    nor defaults of fields not given."""
+    return shape.model_validate(fields).model_dump(exclude_unset=True)
 
 
 class Worker(Shape):

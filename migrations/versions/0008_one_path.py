@@ -31,6 +31,7 @@ branch_labels = None
 depends_on = None
 
 NEW, FAILED, CLOSED = 1, 2, 3
+CHANNEL = "tt_task_ready"  # tracker/wording.py TASK_READY_CHANNEL, which the gateway listens on
 # Release outcomes, services/task_svc/store.py ``Released``.
 R_CLOSED, R_FAILED, R_SKIPPED, R_AWAITING, R_NOT_HOLDER, R_MISSING = 0, 1, 2, 3, 4, 5
 PLANNER = "SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off SET jit = off"
@@ -155,7 +156,7 @@ BEGIN
     RETURNING project
   )
   SELECT array_agg(DISTINCT project) INTO v_targets FROM copied;
-  PERFORM pg_notify('tt_task_ready', target::text) FROM unnest(v_targets) AS target;
+  PERFORM pg_notify('{CHANNEL}', target::text) FROM unnest(v_targets) AS target;
 END
 $$
 """
@@ -207,11 +208,11 @@ BEGIN
       UPDATE task SET retries = retries + 1, assignee = NULL, lease_deadline = NULL,
         status = CASE WHEN retries + 1 >= max_retries THEN {FAILED} ELSE {NEW} END
       WHERE id = v_task.id;
-      PERFORM pg_notify('tt_task_ready', v_task.project::text);
+      PERFORM pg_notify('{CHANNEL}', v_task.project::text);
       RETURN QUERY SELECT v_i, {R_FAILED}::smallint, v_task.project, NULL::bigint;
     ELSIF p_results[v_i] <> 0 THEN
       UPDATE task SET assignee = NULL, lease_deadline = NULL WHERE id = v_task.id;
-      PERFORM pg_notify('tt_task_ready', v_task.project::text);
+      PERFORM pg_notify('{CHANNEL}', v_task.project::text);
       RETURN QUERY SELECT v_i, {R_SKIPPED}::smallint, v_task.project, NULL::bigint;
     ELSE
       IF v_task.verification_count > 1 THEN
@@ -222,7 +223,7 @@ BEGIN
         WHERE task_id = v_task.id AND verification = p_verifications[v_i];
         IF v_agree < v_task.verification_count THEN
           UPDATE task SET assignee = NULL, lease_deadline = NULL WHERE id = v_task.id;
-          PERFORM pg_notify('tt_task_ready', v_task.project::text);
+          PERFORM pg_notify('{CHANNEL}', v_task.project::text);
           RETURN QUERY SELECT v_i, {R_AWAITING}::smallint, v_task.project, NULL::bigint;
           CONTINUE;
         END IF;

@@ -2,7 +2,7 @@
 
 Parsed by hand rather than by a pydantic ``Message`` because the route has its own check order:
 the signature header's 401 comes before any body 400, so the gateway hands the raw body through
-(``Route(raw_body=True)``) and the service parses it only after step 1. The HMAC is computed over
+(``Route(extras=(RawBody(…),))``) and the service parses it only after step 1. The HMAC is computed over
 those raw bytes, never over a re-serialisation.
 
 Push payload fields used (GitHub, Gitea and Gogs all send them):

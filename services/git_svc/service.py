@@ -62,7 +62,7 @@ class GitService(Service):
             answers = self.project_svc.dispatch([version_call(projects, version, delivery)])
         if not answers or not Reply.model_validate(answers[0]).ok:
             # Rolls back the claim: the push is not recorded as applied, a retry applies it.
-            raise Unavailable("Service unavailable")
+            raise Unavailable()
 
     @operation()
     def ping(self, conn, ident, params):

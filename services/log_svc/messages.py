@@ -25,7 +25,8 @@ class LogQuery(Message):
 
 
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------
-# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+# What the routes answer in ``content``: the service builds it through them (tracker.shapes.content) and
+# gateway/openapi.py documents them.
 from tracker.shapes import Shape  # noqa: E402
 
 

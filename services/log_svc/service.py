@@ -6,10 +6,12 @@ import json
 import logging
 
 from services.log_svc import store
+from services.log_svc.messages import LogEntries
 from tracker.errors import ok
 from tracker.logtext import one_line
 from tracker.service import Service, operation
 from tracker.settings import get_settings
+from tracker.shapes import content
 
 LEVELS = {"error": 3, "warn": 4, "info": 5, "trace": 7}
 _PY_LEVEL = {3: logging.ERROR, 4: logging.WARNING, 5: logging.INFO, 7: logging.DEBUG}
@@ -49,4 +51,4 @@ class LogService(Service):
     def query(self, conn, ident, params):
         if not get_settings().public_logs:
             ident.require_manager()
-        return ok({"logs": store.since(conn, params["level"], params["since"])})
+        return ok(content(LogEntries, logs=store.since(conn, params["level"], params["since"])))

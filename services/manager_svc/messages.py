@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from tracker import accounts
-from tracker.fields import Message, Text
+from tracker.fields import Message, Rule, Text
 
 
 def _valid_username(name: str) -> str:
@@ -26,9 +26,13 @@ def _uncommon_password(password: str) -> str:
     return password
 
 
-Username = Annotated[Text, AfterValidator(_valid_username)]
+Username = Annotated[Text, Rule(_valid_username, {
+    # The length counts after NFKC normalisation, which no schema keyword can express: described, not bounded.
+    "description": f"{accounts.USERNAME_MIN}–{accounts.USERNAME_MAX} characters after NFKC normalisation (stored "
+                   "normalised); Unicode letters (of one script), decimal digits and '_', '.', '-' only; unique"})]
 Password = Annotated[Text, Field(min_length=accounts.PASSWORD_MIN, max_length=accounts.PASSWORD_MAX),
-                     AfterValidator(_uncommon_password)]
+                     Rule(_uncommon_password,
+                          {"description": "not one of the 10,000 most common passwords (compared lower-cased)"})]
 
 
 def _login_name(name: str) -> str:
@@ -36,18 +40,8 @@ def _login_name(name: str) -> str:
     return accounts.normalise_username(name)
 
 
-LoginName = Annotated[Text, AfterValidator(_login_name)]
-
-# What the validators above add to the JSON Schema of the OpenAPI document (gateway/openapi.py).
-# The username's length counts after NFKC normalisation, which no schema keyword can express, so
-# it is described rather than bounded.
-OPENAPI_RULES: dict = {
-    _valid_username: {"description": f"{accounts.USERNAME_MIN}–{accounts.USERNAME_MAX} characters after NFKC "
-                                     "normalisation (stored normalised); Unicode letters (of one script), decimal "
-                                     "digits and '_', '.', '-' only; unique"},
-    _uncommon_password: {"description": "not one of the 10,000 most common passwords (compared lower-cased)"},
-    _login_name: {"description": "NFKC-normalised before the lookup, as /register stores it"},
-}
+LoginName = Annotated[Text, Rule(_login_name, {"description": "NFKC-normalised before the lookup, as /register "
+                                                              "stores it"})]
 
 
 class Register(Message):
@@ -61,7 +55,8 @@ class Login(Message):
 
 
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------
-# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+# What the routes answer in ``content``: the service builds it through them (tracker.shapes.content) and
+# gateway/openapi.py documents them.
 from typing import Literal  # noqa: E402
 
 from tracker.shapes import Manager, Shape  # noqa: E402

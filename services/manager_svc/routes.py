@@ -1,7 +1,7 @@
 """Gateway routes of manager_svc (accounts and sessions; per-project roles are project_svc's)."""
 
 from services.manager_svc.messages import Account, LoggedOut, Login, ManagerList, ManagerRecord, Register
-from tracker.routing import Caller, Route, Session
+from tracker.routing import Caller, ClientAddress, CloseSession, CrossOrigin, Doc, OpenSession, Route
 
 LOGIN_NOTE = (
     "Failed logins are counted per (username, client address) and per client address over a sliding 10-minute "
@@ -16,17 +16,19 @@ REGISTER_NOTE = ("The username is NFKC-normalised first, then checked and stored
 DEMOTE_NOTE = ("A demotion that would leave no tracker admin is a **409**, also when two admins demote each other at "
                "the same moment (one of the two succeeds).")
 
+REFUSED_CROSS_ORIGIN = CrossOrigin(refused=True)  # GET routes that change state with a manager's cookie
+
 ROUTES = [
-    Route("POST", "/register", "register", body=Register, session=Session.OPEN, reply=ManagerRecord, errors=(409,),
-          description=REGISTER_NOTE, summary="Create a manager account and log in"),
-    Route("POST", "/login", "login", body=Login, session=Session.OPEN, reply=ManagerRecord, errors=(429,),
-          client_address=True, description=LOGIN_NOTE, summary="Log in (failed logins throttled)"),
-    Route("GET", "/logout", "logout", session=Session.CLOSE, status=204, same_origin=True, summary="Log out"),
-    Route("GET", "/account", "account", reply=Account, unauthorized=LoggedOut,
-          summary="The logged-in manager"),
-    Route("GET", "/manager/list", "list_managers", Caller.MANAGER, reply=ManagerList, summary="Every manager"),
-    Route("GET", "/manager/promote/{id}", "promote", Caller.MANAGER, status=204, errors=(403,), same_origin=True,
-          summary="Make a tracker admin"),
-    Route("GET", "/manager/demote/{id}", "demote", Caller.MANAGER, status=204, errors=(403, 409), same_origin=True,
-          description=DEMOTE_NOTE, summary="Revoke tracker admin (never the last one)"),
+    Route("POST", "/register", "register", body=Register, extras=(OpenSession(),),
+          doc=Doc("Create a manager account and log in", REGISTER_NOTE, reply=ManagerRecord, errors=(409,))),
+    Route("POST", "/login", "login", body=Login, extras=(OpenSession(), ClientAddress()),
+          doc=Doc("Log in (failed logins throttled)", LOGIN_NOTE, reply=ManagerRecord, errors=(429,))),
+    Route("GET", "/logout", "logout", extras=(CloseSession(), REFUSED_CROSS_ORIGIN),
+          doc=Doc("Log out", status=204)),
+    Route("GET", "/account", "account", doc=Doc("The logged-in manager", reply=Account, unauthorized=LoggedOut)),
+    Route("GET", "/manager/list", "list_managers", Caller.MANAGER, doc=Doc("Every manager", reply=ManagerList)),
+    Route("GET", "/manager/promote/{id}", "promote", Caller.MANAGER, extras=(REFUSED_CROSS_ORIGIN,),
+          doc=Doc("Make a tracker admin", status=204, errors=(403,))),
+    Route("GET", "/manager/demote/{id}", "demote", Caller.MANAGER, extras=(REFUSED_CROSS_ORIGIN,),
+          doc=Doc("Revoke tracker admin (never the last one)", DEMOTE_NOTE, status=204, errors=(403, 409))),
 ]

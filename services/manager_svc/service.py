@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.manager_svc import store
+from services.manager_svc.messages import Account, LoggedOut, ManagerList, ManagerRecord
 from tracker import throttle
 from tracker.db import transaction
 from tracker.errors import Conflict, Forbidden, NotFound, Unauthorized, ok
@@ -10,6 +11,8 @@ from tracker.hashing import hash_password, offload, verify_password
 from tracker.identity import identify
 from tracker.service import Service, operation
 from tracker.settings import get_settings
+from tracker.shapes import content
+from tracker.wording import UNAUTHORIZED
 
 TOO_MANY_FAILURES = "Too many failed logins; try again later"
 
@@ -32,7 +35,7 @@ class ManagerService(Service):
         if row is None:
             raise Conflict("Username already taken")
         store.open_session(conn, row["id"], params["new_session_digest"], params["session_lifetime"])
-        return ok({"manager": row})
+        return ok(content(ManagerRecord, manager=row))
 
     @operation(stepwise=True)
     def login(self, caller, params):
@@ -51,7 +54,7 @@ class ManagerService(Service):
             throttle.forget(conn, attempt)
             throttle.clear(conn, pair)
             store.open_session(conn, row.id, params["new_session_digest"], params["session_lifetime"])
-            return ok({"manager": store.get(conn, row.id)})
+            return ok(content(ManagerRecord, manager=store.get(conn, row.id)))
 
     @operation()
     def logout(self, conn, ident, params):
@@ -62,13 +65,13 @@ class ManagerService(Service):
     @operation()
     def account(self, conn, ident, params):
         if ident.manager_id is None:
-            raise Unauthorized("Unauthorized", {"logged_in": False})
-        return ok({"logged_in": True, "manager": store.get(conn, ident.manager_id)})
+            raise Unauthorized(UNAUTHORIZED, content(LoggedOut, logged_in=False))
+        return ok(content(Account, logged_in=True, manager=store.get(conn, ident.manager_id)))
 
     @operation()
     def list_managers(self, conn, ident, params):
         ident.require_manager()
-        return ok({"managers": store.list_all(conn)})
+        return ok(content(ManagerList, managers=store.list_all(conn)))
 
     def _set_admin(self, conn, ident, params, admin: bool):
         ident.require_manager()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from tracker.fields import INT63_MAX, Id, Message, Rate, text
+from tracker.fields import INT63_MAX, Id, Message, ModelRule, Rate, text
 from tracker.routing import QueryParam
 
 Priority = Annotated[int, Field(ge=0, le=(1 << 31) - 1)]
@@ -21,7 +21,29 @@ Secret = text(65536)
 WebhookSecret = text(1024, min_chars=8)
 
 
+def _not_public_and_hidden(values) -> str | None:
+    if values["public"] and values["hidden"]:
+        return "invalid field 'hidden': a project cannot be both public and hidden"
+    return None
+
+
+NOT_PUBLIC_AND_HIDDEN = ModelRule(_not_public_and_hidden, {
+    "not": {"required": ["public", "hidden"], "properties": {"public": {"const": True}, "hidden": {"const": True}}}})
+
+
+def _asks_something(values) -> str | None:
+    if not (values["assign"] or values["submit"]):
+        return "invalid field 'assign': at least one of 'assign' and 'submit' must be true"
+    return None
+
+
+ASKS_SOMETHING = ModelRule(_asks_something, {
+    "anyOf": [{"required": ["assign"], "properties": {"assign": {"const": True}}},
+              {"required": ["submit"], "properties": {"submit": {"const": True}}}]})
+
+
 class CreateProject(Message):
+    rules = (NOT_PUBLIC_AND_HIDDEN,)
     name: Name
     clone_url: CloneUrl = ""
     git_repo: GitRepo = ""
@@ -34,15 +56,9 @@ class CreateProject(Message):
     assign_rate: Rate = 0.0
     submit_rate: Rate = 0.0
 
-    @model_validator(mode="after")
-    def _visibility(self):
-        if self.public and self.hidden:
-            raise ValueError("invalid field 'hidden': a project cannot be both public and hidden")
-        return self
-
 
 class UpdateProject(Message):
-    """Partial: only the fields given change; the merged result is validated by the service."""
+    """Partial update: absent (or null) fields keep their value. The merged project is validated (public and hidden together, chain, name taken)."""  # noqa: E501 - the OpenAPI description
 
     partial = True
     name: Name | None = None
@@ -60,15 +76,10 @@ class UpdateProject(Message):
 
 
 class RequestAccess(Message):
+    rules = (ASKS_SOMETHING,)
     project: Id
     assign: bool = False
     submit: bool = False
-
-    @model_validator(mode="after")
-    def _something(self):
-        if not (self.assign or self.submit):
-            raise ValueError("invalid field 'assign': at least one of 'assign' and 'submit' must be true")
-        return self
 
 
 class SetRole(Message):
@@ -90,18 +101,9 @@ MONITORING_BETWEEN_QUERY = {"from": QueryParam(*UNIX_TIME, required=True), "to":
 
 
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------
-# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+# What the routes answer in ``content``: the service builds it through them (tracker.shapes.content) and
+# gateway/openapi.py documents them.
 from tracker.shapes import Count, Manager, Project, Shape, UnixTime, Worker  # noqa: E402
-
-# JSON Schema for request-body rules that a pydantic schema does not carry (model validators).
-OPENAPI_RULES: dict = {
-    CreateProject: {"not": {"required": ["public", "hidden"],
-                            "properties": {"public": {"const": True}, "hidden": {"const": True}}}},
-    RequestAccess: {"anyOf": [{"required": ["assign"], "properties": {"assign": {"const": True}}},
-                              {"required": ["submit"], "properties": {"submit": {"const": True}}}]},
-    UpdateProject: {"description": "Partial update: absent (or null) fields keep their value. The merged "
-                                   "project is validated (public and hidden together, chain, name taken)."},
-}
 
 
 class ProjectCreated(Shape):

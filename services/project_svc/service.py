@@ -8,6 +8,16 @@ import logging
 from nameko.timer import timer
 
 from services.project_svc import store
+from services.project_svc.messages import (
+    AccessList,
+    ProjectCreated,
+    ProjectList,
+    ProjectManagers,
+    ProjectRecord,
+    ProjectSecret,
+    ProjectWebhookSecret,
+    Snapshots,
+)
 from tracker.access import (
     ROLE_ALL,
     ROLE_EDIT,
@@ -21,6 +31,7 @@ from tracker.errors import Conflict, Forbidden, Invalid, NotFound, ok
 from tracker.hashing import new_webhook_secret
 from tracker.service import Service, operation
 from tracker.settings import get_settings
+from tracker.shapes import content
 from tracker.views import public_project
 
 log = logging.getLogger("project_svc.monitoring")
@@ -59,18 +70,18 @@ class ProjectService(Service):
             raise Conflict("Project name already taken")
         store.set_role(conn, manager_id, project_id, ROLE_ALL)
         store.first_snapshot(conn, project_id)
-        return ok({"id": project_id})
+        return ok(content(ProjectCreated, id=project_id))
 
     @operation()
     def get(self, conn, ident, params):
         acc = project_access(conn, ident, params["id"])
         if not acc.can_read:
             raise ident.denied("You may not read this project")
-        return ok({"project": public_project(acc.project)})
+        return ok(content(ProjectRecord, project=public_project(acc.project)))
 
     @operation()
     def list_projects(self, conn, ident, params):
-        return ok({"projects": store.list_readable(conn, ident.manager_id, ident.admin)})
+        return ok(content(ProjectList, projects=store.list_readable(conn, ident.manager_id, ident.admin)))
 
     @operation()
     def update(self, conn, ident, params):
@@ -130,7 +141,7 @@ class ProjectService(Service):
         ident.require_manager()
         acc = project_access(conn, ident, params["id"])
         _require_role(acc, ident, ROLE_MANAGE_ACCESS, "MANAGE_ACCESS")
-        return ok({"accesses": store.access_list(conn, params["id"])})
+        return ok(content(AccessList, accesses=store.access_list(conn, params["id"])))
 
     # --- manager roles ----------------------------------------------------------------------
     @operation()
@@ -138,7 +149,7 @@ class ProjectService(Service):
         ident.require_manager()
         if not store.exists_(conn, params["id"]):
             raise NotFound("Project not found")
-        return ok({"managers": store.managers_with_role(conn, params["id"])})
+        return ok(content(ProjectManagers, managers=store.managers_with_role(conn, params["id"])))
 
     @operation()
     def set_role(self, conn, ident, params):
@@ -174,7 +185,7 @@ class ProjectService(Service):
         acc = project_access(conn, ident, params["id"])
         if not (acc.granted or acc.has_role(ROLE_SECRET)):
             raise ident.denied("A granted access or the SECRET role is required")
-        return ok({"secret": acc.project["secret"]})
+        return ok(content(ProjectSecret, secret=acc.project["secret"]))
 
     def _secret_keeper(self, conn, ident, project_id: int) -> ProjectAccess:
         ident.require_manager()
@@ -191,7 +202,7 @@ class ProjectService(Service):
     @operation()
     def get_webhook_secret(self, conn, ident, params):
         acc = self._secret_keeper(conn, ident, params["id"])
-        return ok({"webhook_secret": acc.project["webhook_secret"]})
+        return ok(content(ProjectWebhookSecret, webhook_secret=acc.project["webhook_secret"]))
 
     @operation()
     def set_webhook_secret(self, conn, ident, params):
@@ -217,12 +228,13 @@ class ProjectService(Service):
     @operation()
     def monitoring(self, conn, ident, params):
         self._readable(conn, ident, params["id"])
-        return ok({"snapshots": store.snapshots(conn, params["id"], limit=params["count"])})
+        return ok(content(Snapshots, snapshots=store.snapshots(conn, params["id"], limit=params["count"])))
 
     @operation()
     def monitoring_between(self, conn, ident, params):
         self._readable(conn, ident, params["id"])
-        return ok({"snapshots": store.snapshots(conn, params["id"], since=params["from"], until=params["to"])})
+        return ok(content(Snapshots, snapshots=store.snapshots(conn, params["id"], since=params["from"],
+                                                              until=params["to"])))
 
     @timer(interval=SNAPSHOT_TICK, eager=True)
     def snapshot_tick(self):

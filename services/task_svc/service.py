@@ -14,13 +14,23 @@ from nameko.timer import timer
 
 from services.task_svc import store
 from services.task_svc.messages import (
+    NO_TASK,
+    NOT_HOLDER,
+    AffectedTasks,
+    Assignees,
+    Assignment,
+    BulkSubmitted,
+    Extended,
     ExtendTask,
     GetTasks,
+    NoTask,
     ProjectRef,
+    Released,
     ReleaseOutcome,
     ReleaseTask,
     SubmitRow,
     SubmitRows,
+    Submitted,
 )
 from tracker import idempotency, ratelimit
 from tracker.access import ROLE_MAINTENANCE, ProjectAccess, project_access
@@ -39,31 +49,21 @@ from tracker.errors import (
 )
 from tracker.fields import MIN_RATE
 from tracker.service import Batch, Call, Service, operation
+from tracker.shapes import content
 from tracker.views import public_project
+from tracker.wording import PAUSED
 
-NO_TASK = "No task available"
-PAUSED = "A manager has paused you"
-NOT_HOLDER = "Task was not marked as closed"
 log = logging.getLogger("task_svc")
-
-
-def task_object(row: dict, project: dict) -> dict:
-    return {
-        "id": row["id"], "priority": row["priority"], "project": project, "assignee": row["assignee"] or 0,
-        "retries": row["retries"], "max_retries": row["max_retries"], "status": row["status"],
-        "recipe": row["recipe"], "max_assign_time": row["max_assign_time"], "assign_time": row["assign_time"],
-        "verification_count": row["verification_count"],
-    }
 
 
 def _release_reply(outcome: ReleaseOutcome) -> Reply:
     if outcome is ReleaseOutcome.CLOSED:
-        return with_counts(ok({"updated": True}), closed=1)
+        return with_counts(ok(content(Released, updated=True)), closed=1)
     if outcome is ReleaseOutcome.AWAITING:
-        return ok({"updated": False}, "Awaiting verification")
+        return ok(content(Released, updated=False), "Awaiting verification")
     if outcome is ReleaseOutcome.NOT_HOLDER:
-        return ok({"updated": False}, NOT_HOLDER)
-    return ok({"updated": True})  # failed or skipped
+        return ok(content(Released, updated=False), NOT_HOLDER)
+    return ok(content(Released, updated=True))  # failed or skipped
 
 
 class TaskService(Service):
@@ -90,9 +90,9 @@ class TaskService(Service):
             if not row["present"]:
                 batch.refuse(call, NotFound("Task not found"))
             elif not row["held"]:
-                batch.answer(call, ok({"updated": False}, "You do not hold this task"))
+                batch.answer(call, ok(content(Extended, updated=False), "You do not hold this task"))
             else:
-                batch.answer(call, ok({"updated": True, "expires": row["expires"]}))
+                batch.answer(call, ok(content(Extended, updated=True, expires=row["expires"])))
 
     @operation(GetTasks, once=True, set_based=True, project_of=lambda params: params.project)
     def get_tasks(self, batch: Batch, calls: list[Call]):
@@ -142,10 +142,11 @@ class TaskService(Service):
             retry_in = None
             if params.wait and not acc.project["paused"]:
                 retry_in = store.next_expiry_in(conn, params.project)
-            return declined(NO_TASK, {"tasks": []} if many else None, park=True, retry_in=retry_in)
+            return declined(NO_TASK, content(NoTask, tasks=[]) if many else None, park=True, retry_in=retry_in)
         project = public_project(acc.project)
-        objects = [task_object(task, project) for task in tasks]
-        return with_counts(ok({"tasks": objects} if many else {"task": objects[0]}), assigned=len(objects))
+        objects = [{**task, "project": project, "assignee": task["assignee"] or 0} for task in tasks]
+        built = content(Assignment, tasks=objects) if many else content(Assignment, task=objects[0])
+        return with_counts(ok(built), assigned=len(objects))
 
     # --- submit: per call -------------------------------------------------------------------------
     @staticmethod
@@ -165,7 +166,7 @@ class TaskService(Service):
             raise Conflict("A task with this hash already exists in the project")  # not charged
         admitted.charge(conn, 1)
         store.wake(conn, params.project)
-        return with_counts(ok({"id": task_id}), submitted=1)
+        return with_counts(ok(content(Submitted, id=task_id)), submitted=1)
 
     @operation(SubmitRows, once=True, project_of=lambda params: params.project)
     def bulk_submit(self, conn, ident, params: SubmitRows):
@@ -175,7 +176,7 @@ class TaskService(Service):
         admitted.charge(conn, len(params.rows))  # a bulk of N costs N, duplicates included (contract §5)
         if submitted:
             store.wake(conn, params.project)
-        return with_counts(ok({"submitted": submitted, "duplicates": len(params.rows) - submitted}),
+        return with_counts(ok(content(BulkSubmitted, submitted=submitted, duplicates=len(params.rows) - submitted)),
                            submitted=submitted)
 
     # --- project routes over this service's tables ------------------------------------------
@@ -184,7 +185,7 @@ class TaskService(Service):
         acc = project_access(conn, ident, params.id)
         if not acc.can_read:
             raise ident.denied("You may not read this project")
-        return ok({"assignees": store.assignees(conn, params.id)})
+        return ok(content(Assignees, assignees=store.assignees(conn, params.id)))
 
     @staticmethod
     def _maintain(conn, ident, project_id: int, maintenance, frees_tasks: bool) -> Reply:
@@ -195,7 +196,7 @@ class TaskService(Service):
         affected = maintenance(conn, project_id)
         if affected and frees_tasks:
             store.wake(conn, project_id)
-        return ok({"affected_tasks": affected})
+        return ok(content(AffectedTasks, affected_tasks=affected))
 
     @operation(ProjectRef, once=True)
     def reset_failed_tasks(self, conn, ident, params: ProjectRef):

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, text
 
 from services.task_svc.messages import TASK_ROW, ReleaseOutcome, TaskStatus
 from tracker.db import defer
+from tracker.wording import TASK_READY_CHANNEL
 
 NEW, FAILED, CLOSED = TaskStatus.NEW.value, TaskStatus.FAILED.value, TaskStatus.CLOSED.value
 TASK_COLUMNS = ("id", "project", "priority", "assignee", "retries", "max_retries", "status", "recipe",
@@ -170,7 +171,7 @@ def _copy_tasks(conn: Connection, project: int, rows: list[list]) -> int | None:
     return len(rows)
 
 
-_NOTIFY = text("SELECT pg_notify('tt_task_ready', CAST(:p AS text))")
+_NOTIFY = text(f"SELECT pg_notify('{TASK_READY_CHANNEL}', CAST(:p AS text))")
 
 
 def wake(conn: Connection, project: int) -> None:

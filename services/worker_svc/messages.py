@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from typing import Annotated
 
-from tracker.fields import Id, Message, text
+from tracker.fields import Id, Message, Rule, text
 
 RESERVED_ALIAS = "unassigned"  # the assignee report's name for tasks nobody holds
 
 
 MAX_ALIAS = 256  # characters (contract §1.1)
-Alias = text(MAX_ALIAS)
-NonEmptyAlias = text(MAX_ALIAS, non_empty=True)
 
 
 def _not_reserved(alias: str) -> str:
@@ -20,16 +18,17 @@ def _not_reserved(alias: str) -> str:
     return alias
 
 
+NOT_RESERVED = Rule(_not_reserved, {"not": {"const": RESERVED_ALIAS}})
+Alias = Annotated[text(MAX_ALIAS), NOT_RESERVED]
+NonEmptyAlias = Annotated[text(MAX_ALIAS, non_empty=True), NOT_RESERVED]
+
+
 class CreateWorker(Message):
     alias: Alias = ""
-
-    _alias = field_validator("alias")(_not_reserved)
 
 
 class UpdateWorker(Message):
     alias: NonEmptyAlias
-
-    _alias = field_validator("alias")(_not_reserved)
 
 
 class SetPaused(Message):
@@ -38,16 +37,11 @@ class SetPaused(Message):
 
 
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------
-# What the routes answer in ``content`` (gateway/openapi.py documents them; nothing validates with them).
+# What the routes answer in ``content``: the service builds it through them (tracker.shapes.content) and
+# gateway/openapi.py documents them.
 from pydantic import Field  # noqa: E402
 
 from tracker.shapes import Count, Shape, Worker  # noqa: E402
-
-# JSON Schema for request-body rules that a pydantic schema does not carry (validators), keyed by
-# the validator function or the model whose validator it is.
-OPENAPI_RULES: dict = {
-    _not_reserved: {"not": {"const": RESERVED_ALIAS}},
-}
 
 
 class NewWorker(Worker):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from services.worker_svc import store
+from services.worker_svc.messages import WorkerCreated, WorkerRecord, WorkerStats
 from tracker import throttle
 from tracker.errors import NotFound, ok
 from tracker.hashing import decode_worker_secret, digest, new_worker_secret
 from tracker.service import Service, operation
 from tracker.settings import get_settings
+from tracker.shapes import content
 
 DEFAULT_ALIAS = "default_alias"
 TOO_MANY_WORKERS = "Too many workers created from this address; try again later"
@@ -30,7 +32,7 @@ class WorkerService(Service):
         throttle.admit(conn, [limit], TOO_MANY_WORKERS)
         secret = new_worker_secret()
         row = store.create(conn, params.get("alias") or DEFAULT_ALIAS, digest(decode_worker_secret(secret)))
-        return ok({"worker": {**row, "secret": secret}})
+        return ok(content(WorkerCreated, worker={**row, "secret": secret}))
 
     @operation()
     def update(self, conn, ident, params):
@@ -51,8 +53,8 @@ class WorkerService(Service):
         row = store.get(conn, params["id"])
         if row is None:
             raise NotFound("Worker not found")
-        return ok({"worker": row})
+        return ok(content(WorkerRecord, worker=row))
 
     @operation()
     def stats(self, conn, ident, params):
-        return ok({"stats": store.stats(conn)})
+        return ok(content(WorkerStats, stats=store.stats(conn)))
