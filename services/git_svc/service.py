@@ -16,7 +16,8 @@ the claim commits only after project_svc has committed the version, so a failure
 leaves the delivery unclaimed and a retry (or redelivery) applies it; and the RPC is named after
 the delivery (stored reply, tracker/idempotency.py, kept 24 h), so a retry of a delivery whose
 version committed but whose claim did not replays project_svc's reply instead of setting the
-version again (which could undo a newer push).
+version again (which could undo a newer push). The name also carries the delivery's previous claim
+time, so a delivery renewed after the 7-day memory acts again.
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ def signed_by(secret: str, body: bytes, claimed: bytes | None) -> bool:
     return hmac.compare_digest(expected, claimed)
 
 
-def version_call(projects: list[int], version: str, delivery: str | None) -> list:
-    """The call of project_svc's ``set_version``: named after the delivery when there is one
-    (exactly once, see above); a push without an id is applied each time, as before."""
+def version_call(projects: list[int], version: str, delivery: str | None, last_claim: float | None) -> list:
+    """The call of project_svc's ``set_version``: named after the delivery and its previous claim
+    when there is one (exactly once, see above); a push without an id is applied each time."""
     caller = Caller()
     if delivery is not None:
-        caller = Caller(request=digest(f"git-version\0{delivery}\0{','.join(map(str, projects))}"), keyed=True)
+        name = f"git-version\0{delivery}\0{','.join(map(str, projects))}\0{last_claim}"
+        caller = Caller(request=digest(name), keyed=True)
     return [caller.wire(), "set_version", {"projects": projects, "version": version}]
 
 
@@ -56,10 +58,11 @@ class GitService(Service):
     name = "git_svc"
     project_svc = RpcProxy("project_svc")
 
-    def _set_version(self, projects: list[int], version: str, delivery: str | None) -> None:
+    def _set_version(self, projects: list[int], version: str, delivery: str | None,
+                     last_claim: float | None = None) -> None:
         answers = None
         with eventlet.Timeout(get_settings().rpc_timeout, False):
-            answers = self.project_svc.dispatch([version_call(projects, version, delivery)])
+            answers = self.project_svc.dispatch([version_call(projects, version, delivery, last_claim)])
         if not answers or not Reply.model_validate(answers[0]).ok:
             # Rolls back the claim: the push is not recorded as applied, a retry applies it.
             raise Unavailable()
@@ -94,9 +97,11 @@ class GitService(Service):
         version = push.version()
         # 7. a delivery already applied to a project within 7 days changes nothing there
         delivery = messages.delivery_id(params.get("headers"))
+        last_claim = None
         if delivery is not None:
+            last_claim = store.last_claim(conn, affected, delivery)
             affected = store.claim_delivery(conn, affected, delivery)
             if not affected:
                 return declined(messages.ALREADY_APPLIED)
-        self._set_version(sorted(affected), version, delivery)
+        self._set_version(sorted(affected), version, delivery, last_claim)
         return ok()

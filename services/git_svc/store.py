@@ -46,6 +46,18 @@ def projects_for_repo(conn: Connection, full_name: str) -> Sequence[Row]:
     ).all()
 
 
+def last_claim(conn: Connection, project_ids: Sequence[int], delivery: str) -> float | None:
+    """When ``delivery`` was last claimed for any of the projects (unix seconds), or None: part of
+    the name of the version call, so a claim renewed after the memory acts again while a retry of
+    the same claim (rolled back with its transaction) replays."""
+    return conn.execute(_LAST_CLAIM, {"projects": list(project_ids), "delivery": delivery}).scalar()
+
+
+_LAST_CLAIM = text("""
+    SELECT max(extract(epoch FROM received))::float8 FROM webhook_delivery
+    WHERE delivery = :delivery AND project_id = ANY(CAST(:projects AS bigint[]))""")
+
+
 def claim_delivery(conn: Connection, project_ids: Sequence[int], delivery: str) -> list[int]:
     """Record ``delivery`` for the projects; returns those it had not been applied to within the memory.
 
