@@ -52,48 +52,18 @@ class BareDriver:
         self.params = {"project": self.project, "worker": worker}
 
     def acquire(self):
-        row = self.conn.execute(ASSIGN_BARE, self.params, prepare=True).fetchone()
-        return 200, (row[0] if row else NO_TASK)
+        with self.engine.begin() as conn:  # the one statement of a batch's gets, for one get
+            statement, params = self.store.assign_query([self.store.Get(self.project, self.worker, 1, 0.0)])
+            tasks = self.store.assigned(conn.execute(statement, params).mappings().all(), 1)[0].tasks
+        return 200, (tasks[0]["id"] if tasks else NO_TASK)
 
     def release(self, task_id: int):
-        cur = self.conn.execute(CLOSE_BARE, (task_id, self.worker), prepare=True)
-        return 200, cur.rowcount == 1
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class StoreDriver:
-    """task_svc's store functions, one transaction per call, through SQLAlchemy like the service."""
-
-    def __init__(self, target: dict, worker: int) -> None:
-        from sqlalchemy import create_engine
-
-        from services.task_svc import store
-
-        self.store = store
-        self.project, self.worker = target["project"], worker
-        self.engine = create_engine(sqlalchemy_url(target["dsn"]), pool_size=1, max_overflow=0)
-        with self.engine.connect():
-            pass  # connect now, before the clock starts
-
-    def acquire(self):
+        """TR_OK as task_svc's release does it: the one statement of a batch's releases, for one
+        release, and its closure counters."""
         with self.engine.begin() as conn:
-            rows = self.store.assign(conn, self.project, self.worker, 1)
-        return 200, (rows[0]["id"] if rows else NO_TASK)
-
-    def release(self, task_id: int):
-        """TR_OK as task_svc's release does it: the one-statement ``close_held`` when the store has it,
-        else (or when it declines) the general path, ``lock`` then ``close``."""
-        close_held = getattr(self.store, "close_held", None)
-        with self.engine.begin() as conn:
-            if close_held and close_held(conn, task_id, self.worker):
-                return 200, True
-            task = self.store.lock(conn, task_id)
-            held = bool(task) and task["status"] == self.store.NEW and task["assignee"] == self.worker
-            if held:
-                self.store.close(conn, task, self.worker)
-        return 200, held
+            statement, params = self.store.release_query([(task_id, self.worker, 0, 0)])
+            outcome = self.store.released(conn, conn.execute(statement, params).mappings().all(), 1)[0]
+        return 200, outcome == self.store.ReleaseOutcome.CLOSED
 
     def close(self) -> None:
         self.engine.dispose()
