@@ -4,10 +4,10 @@ Two floors, both on the real ``task`` table and its partial index ``task_pick``:
 
 - ``bare``: the least a queue can do — one autocommit statement to assign (pick with
   ``FOR UPDATE SKIP LOCKED`` + update), one to close; plain psycopg.
-- ``store``: task_svc's own store functions (``assign``; then the release path of a TR_OK:
-  ``close_held``, or ``lock`` + ``close`` — both closure counters and the chain lookup), one
-  transaction each, through SQLAlchemy as the service runs them — the database work of a cycle
-  without HTTP, RPC, identity and access checks.
+- ``store``: task_svc's own store statements (``assign_query`` for one get, then
+  ``release_query`` for one TR_OK release and its closure counters: the functions a batch calls),
+  one transaction each, through SQLAlchemy — the database work of a cycle without HTTP, RPC,
+  identity and access checks.
 
 Rows loaded directly get the same column values ``store.insert_tasks`` gives a submitted task
 (status NEW, unassigned, the table defaults); ``project_closures`` needs no row (it is upserted at

@@ -97,7 +97,7 @@ def _preload_query():
 
 def preload_query(pairs: list[tuple[int, int]]) -> tuple | None:
     """The statement reading the (project, worker) access of a whole batch of worker calls
-    (tracker.service.batch_endpoint), or None for no pairs; its rows go to use_preloaded()."""
+    (tracker/service.py), or None for no pairs; its rows go to use_preloaded()."""
     pairs = sorted(set(pairs))
     if not pairs:
         return None

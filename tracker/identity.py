@@ -69,7 +69,7 @@ PRELOADED: ContextVar[dict | None] = ContextVar("tt_preloaded_workers", default=
 
 
 def preload_query(callers: list[Caller]) -> tuple | None:
-    """The statement reading the worker rows of a whole batch (tracker.service.batch_endpoint),
+    """The statement reading the worker rows of a whole batch (tracker/service.py),
     or None when no caller names a worker; its rows go to use_preloaded()."""
     ids = sorted({c.worker_id for c in callers if c.worker_id is not None})
     return (_WORKERS, {"ids": ids}) if ids else None
