@@ -52,6 +52,32 @@ class BareDriver:
         self.params = {"project": self.project, "worker": worker}
 
     def acquire(self):
+        row = self.conn.execute(ASSIGN_BARE, self.params, prepare=True).fetchone()
+        return 200, (row[0] if row else NO_TASK)
+
+    def release(self, task_id: int):
+        cur = self.conn.execute(CLOSE_BARE, (task_id, self.worker), prepare=True)
+        return 200, cur.rowcount == 1
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class StoreDriver:
+    """task_svc's store statements, one transaction per call, through SQLAlchemy like the service."""
+
+    def __init__(self, target: dict, worker: int) -> None:
+        from sqlalchemy import create_engine
+
+        from services.task_svc import store
+
+        self.store = store
+        self.project, self.worker = target["project"], worker
+        self.engine = create_engine(sqlalchemy_url(target["dsn"]), pool_size=1, max_overflow=0)
+        with self.engine.connect():
+            pass  # connect now, before the clock starts
+
+    def acquire(self):
         with self.engine.begin() as conn:  # the one statement of a batch's gets, for one get
             statement, params = self.store.assign_query([self.store.Get(self.project, self.worker, 1, 0.0)])
             tasks = self.store.assigned(conn.execute(statement, params).mappings().all(), 1)[0].tasks
