@@ -71,7 +71,7 @@ class GitService(Service):
     def ping(self, conn, ident, params):
         return ok()
 
-    @operation()
+    @operation(once=True)
     def receive_hook(self, conn, ident, params):
         # 1. a signature header (its value is checked at step 4: a malformed one is a mismatch)
         header = messages.signature_header(params.get("headers"))

@@ -31,19 +31,19 @@ class LogService(Service):
                            one_line(params["message"]))
         return ok()
 
-    @operation()
+    @operation(once=True)
     def log_trace(self, conn, ident, params):
         return self._store(conn, ident, params, LEVELS["trace"])
 
-    @operation()
+    @operation(once=True)
     def log_info(self, conn, ident, params):
         return self._store(conn, ident, params, LEVELS["info"])
 
-    @operation()
+    @operation(once=True)
     def log_warn(self, conn, ident, params):
         return self._store(conn, ident, params, LEVELS["warn"])
 
-    @operation()
+    @operation(once=True)
     def log_error(self, conn, ident, params):
         return self._store(conn, ident, params, LEVELS["error"])
 

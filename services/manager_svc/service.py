@@ -56,7 +56,7 @@ class ManagerService(Service):
             store.open_session(conn, row.id, params["new_session_digest"], params["session_lifetime"])
             return ok(content(ManagerRecord, manager=store.get(conn, row.id)))
 
-    @operation()
+    @operation(once=True)
     def logout(self, conn, ident, params):
         if params.get("session_digest"):
             store.close_session(conn, params["session_digest"])
@@ -92,10 +92,10 @@ class ManagerService(Service):
         store.set_admin(conn, params["id"], admin)
         return ok()
 
-    @operation()
+    @operation(once=True)
     def promote(self, conn, ident, params):
         return self._set_admin(conn, ident, params, True)
 
-    @operation()
+    @operation(once=True)
     def demote(self, conn, ident, params):
         return self._set_admin(conn, ident, params, False)

@@ -83,7 +83,7 @@ class ProjectService(Service):
     def list_projects(self, conn, ident, params):
         return ok(content(ProjectList, projects=store.list_readable(conn, ident.manager_id, ident.admin)))
 
-    @operation()
+    @operation(once=True)
     def update(self, conn, ident, params):
         project_id = params.pop("id")
         ident.require_manager()
@@ -105,7 +105,7 @@ class ProjectService(Service):
         return ok()
 
     # --- worker access ----------------------------------------------------------------------
-    @operation()
+    @operation(once=True)
     def request_access(self, conn, ident, params):
         worker_id = ident.require_worker()
         if not store.exists_(conn, params["project"]):
@@ -124,13 +124,13 @@ class ProjectService(Service):
             raise NotFound("No access request for this worker on this project")
         _require_role(acc, ident, ROLE_MANAGE_ACCESS, "MANAGE_ACCESS")
 
-    @operation()
+    @operation(once=True)
     def accept_request(self, conn, ident, params):
         self._access_target(conn, ident, params)
         store.grant(conn, params["wid"], params["id"])
         return ok()
 
-    @operation()
+    @operation(once=True)
     def reject_request(self, conn, ident, params):
         self._access_target(conn, ident, params)
         store.revoke(conn, params["wid"], params["id"])
@@ -151,7 +151,7 @@ class ProjectService(Service):
             raise NotFound("Project not found")
         return ok(content(ProjectManagers, managers=store.managers_with_role(conn, params["id"])))
 
-    @operation()
+    @operation(once=True)
     def set_role(self, conn, ident, params):
         ident.require_manager()
         # The project row stays locked to the end, so role changes on one project run one at a
@@ -193,7 +193,7 @@ class ProjectService(Service):
         _require_role(acc, ident, ROLE_SECRET, "SECRET")
         return acc
 
-    @operation()
+    @operation(once=True)
     def set_secret(self, conn, ident, params):
         self._secret_keeper(conn, ident, params["id"])
         store.update_fields(conn, params["id"], {"secret": params["secret"]})
@@ -204,7 +204,7 @@ class ProjectService(Service):
         acc = self._secret_keeper(conn, ident, params["id"])
         return ok(content(ProjectWebhookSecret, webhook_secret=acc.project["webhook_secret"]))
 
-    @operation()
+    @operation(once=True)
     def set_webhook_secret(self, conn, ident, params):
         self._secret_keeper(conn, ident, params["id"])
         store.update_fields(conn, params["id"], {"webhook_secret": params["webhook_secret"]})

@@ -34,12 +34,12 @@ class WorkerService(Service):
         row = store.create(conn, params.get("alias") or DEFAULT_ALIAS, digest(decode_worker_secret(secret)))
         return ok(content(WorkerCreated, worker={**row, "secret": secret}))
 
-    @operation()
+    @operation(once=True)
     def update(self, conn, ident, params):
         store.set_alias(conn, ident.require_worker(), params["alias"])
         return ok()
 
-    @operation()
+    @operation(once=True)
     def set_paused(self, conn, ident, params):
         ident.require_manager()
         if store.get(conn, params["worker"]) is None:
