@@ -87,6 +87,14 @@ class Call:
     reply: Reply | None = None
     store: bool = False  # the reply is stored under ``caller.request`` at commit
 
+    wired: dict | None = None
+
+    def wire(self) -> dict:
+        """The reply as sent (and stored): built once."""
+        if self.wired is None:
+            self.wired = (self.reply or UNAVAILABLE).wire()
+        return self.wired
+
     @property
     def too_late(self) -> bool:
         """The gateway has stopped waiting (its deadline, minus a margin for the reply's way
@@ -115,7 +123,7 @@ class Batch:
         """The whole batch in one transaction: per-call operations first, then the set-based
         ones, whose statements travel as one script in the order the service declares them."""
         for call in self.calls:
-            call.ident, call.reply, call.store = None, None, False
+            call.ident, call.reply, call.store, call.wired = None, None, False, None
         with preloaded(), scripted_transaction() as conn:
             self.conn = conn
             self._begin()
@@ -193,9 +201,8 @@ class Batch:
         """Store the replies and commit, in one round trip, after the parts deferred to the
         commit; a reply stored before (an earlier run of one of the calls committed) fails it:
         Replayed, and the batch runs again answering the stored reply."""
-        keep = [(c.caller.request, c.reply.wire(),
-                 idempotency.KEYED_WINDOW if c.caller.keyed else idempotency.REDELIVERY_WINDOW)
-                for c in self.calls if c.store]
+        windows = (idempotency.REDELIVERY_WINDOW, idempotency.KEYED_WINDOW)
+        keep = [(c.caller.request, c.wire(), windows[c.caller.keyed]) for c in self.calls if c.store]
         deferred = deferred_parts(self.conn)
         if not keep:
             script(self.conn, *deferred, "COMMIT")
@@ -232,7 +239,7 @@ class Service:
             live[0].reply = self._stepwise(live[0])
         elif live:
             self._run(Batch(self, live))
-        return [(call.reply or UNAVAILABLE).wire() for call in batch]
+        return [call.wire() for call in batch]
 
     def _parse(self, caller: dict, name: str, params: dict) -> Call:
         op = self.operations[name]
@@ -263,11 +270,11 @@ class Service:
                     # Refused only because an earlier run committed (a redelivered submit meeting
                     # its own task as a duplicate): answer what that run answered.
                     reply = _stored(call.caller.request) or reply
-                call.reply = reply
+                call.reply, call.wired = reply, None
             answer.reply = batch
         if answer.reply is not batch:
             for call in batch.calls:
-                call.reply = UNAVAILABLE
+                call.reply, call.wired = UNAVAILABLE, None
 
 
 class RolledBack(Exception):
