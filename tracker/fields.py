@@ -169,6 +169,10 @@ class Message(BaseModel):
         return None
 
 
+class NoParams(Message):
+    """The params of an operation that takes none (a read of the caller's own view, or a list):
+    declared all the same, so that every operation validates what it receives."""
+
 
 def unwrap(info: Any) -> tuple[Any, list]:
     """A field's base type and every constraint on it, through ``X | None`` and nested Annotated."""

@@ -23,11 +23,14 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from tracker.errors import Invalid
-from tracker.fields import NonEmptyText
+from tracker.fields import Message, NonEmptyText
 
 # (header name as the gateway passes it — lower-cased —, provider); the first one present is used.
 SIGNATURE_HEADERS = (
@@ -50,18 +53,26 @@ ALREADY_APPLIED = "ignored: delivery already applied"
 MAX_AFTER = 256  # characters: the new version, within project.version's limit (contract §1.1, §6.7)
 
 
+# --- what git_svc's operations receive over RPC (validated again there: tracker/service.py) ------
+class Webhook(Message):
+    """A webhook request as the gateway hands it through (RawBody): the exact body, base64-encoded,
+    and the request headers, lower-cased. Only their types are checked here; what they say is
+    checked in the route's own order (steps 1 … 7 of the service's ``receive_hook``)."""
+
+    raw_body: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
 # --- signature header (step 1) -----------------------------------------------------------------
-def signature_header(headers: Any) -> str | None:
+def signature_header(headers: Mapping[str, str]) -> str | None:
     """Value of the first signature header present (None: none is, a 401).
 
     A header sent with an empty value carries no signature and counts as absent. The SHA-1
     ``X-Hub-Signature`` is deliberately not in the list.
     """
-    if not isinstance(headers, dict):
-        return None
     for name, _provider in SIGNATURE_HEADERS:
         value = headers.get(name)
-        if isinstance(value, str) and value.strip():
+        if value and value.strip():
             return value.strip()
     return None
 
@@ -80,17 +91,15 @@ def signature_digest(value: str) -> bytes | None:
 
 
 # --- delivery id (step 7) ----------------------------------------------------------------------
-def delivery_id(headers: Any) -> str | None:
+def delivery_id(headers: Mapping[str, str]) -> str | None:
     """The push's delivery id, or None when it carries none (it is then applied as before).
 
     An empty header counts as absent, like an empty signature header. A value that is not 1 … 128
     printable ASCII characters is a 400 naming the header (nothing is stored or changed).
     """
-    if not isinstance(headers, dict):
-        return None
     for name in DELIVERY_HEADERS:
         value = headers.get(name)
-        if isinstance(value, str) and value.strip():
+        if value and value.strip():
             value = value.strip()
             if not _DELIVERY.fullmatch(value):
                 raise Invalid(f"invalid header '{_title(name)}': must be 1 … {MAX_DELIVERY} printable ASCII "
@@ -104,9 +113,8 @@ def _title(header: str) -> str:
 
 
 # --- body (step 2) -----------------------------------------------------------------------------
-def raw_body(params: dict) -> bytes:
+def raw_body(encoded: str) -> bytes:
     """The exact request bytes, which the gateway sends base64-encoded."""
-    encoded = params.get("raw_body") or ""
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError, TypeError):
@@ -181,7 +189,7 @@ def parse_push(raw: bytes) -> Push:
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------
 # The webhook answers no ``content``; documented here is the push payload it reads from the raw
 # body (gateway/openapi.py; nothing validates with it: parse_push above does, after the signature).
-from pydantic import BaseModel, Field  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 
 
 class PushRepository(BaseModel):

@@ -31,6 +31,7 @@ from nameko.rpc import RpcProxy
 from services.git_svc import messages, store
 from tracker.contract import Caller, Reply
 from tracker.errors import Forbidden, NotFound, Unauthorized, Unavailable, declined, ok
+from tracker.fields import NoParams
 from tracker.hashing import digest
 from tracker.service import Service, operation
 from tracker.settings import get_settings
@@ -67,20 +68,20 @@ class GitService(Service):
             # Rolls back the claim: the push is not recorded as applied, a retry applies it.
             raise Unavailable()
 
-    @operation()
+    @operation(NoParams)
     def ping(self, conn, ident, params):
         return ok()
 
-    @operation(once=True)
-    def receive_hook(self, conn, ident, params):
+    @operation(messages.Webhook, once=True)
+    def receive_hook(self, conn, ident, params: messages.Webhook):
         # 1. a signature header (its value is checked at step 4: a malformed one is a mismatch)
-        header = messages.signature_header(params.get("headers"))
+        header = messages.signature_header(params.headers)
         if header is None:
             raise Unauthorized("Missing webhook signature header (X-Hub-Signature-256, X-Gitea-Signature "
                                "or X-Gogs-Signature)")
         claimed = messages.signature_digest(header)
         # 2. the body names a repository
-        body = messages.raw_body(params)
+        body = messages.raw_body(params.raw_body)
         push = messages.parse_push(body)
         # 3. projects of that repository
         candidates = store.projects_for_repo(conn, push.full_name)
@@ -96,7 +97,7 @@ class GitService(Service):
         # 6. the new version
         version = push.version()
         # 7. a delivery already applied to a project within 7 days changes nothing there
-        delivery = messages.delivery_id(params.get("headers"))
+        delivery = messages.delivery_id(params.headers)
         last_claim = None
         if delivery is not None:
             last_claim = store.last_claim(conn, affected, delivery)

@@ -6,7 +6,7 @@ import json
 import logging
 
 from services.log_svc import store
-from services.log_svc.messages import LogEntries
+from services.log_svc.messages import LogEntries, LogQuery, WorkerLog
 from tracker.errors import ok
 from tracker.logtext import one_line
 from tracker.service import Service, operation
@@ -21,34 +21,34 @@ worker_log = logging.getLogger("worker")
 class LogService(Service):
     name = "log_svc"
 
-    def _store(self, conn, ident, params, level: int) -> dict:
+    def _store(self, conn, ident, params: WorkerLog, level: int) -> dict:
         worker = ident.require_worker()
-        data = json.dumps({"scope": params["scope"], "worker": worker})
-        store.add(conn, level, params["message"], params["timestamp"], data)
+        data = json.dumps({"scope": params.scope, "worker": worker})
+        store.add(conn, level, params.message, params.timestamp, data)
         # One line whatever the worker sent: its newlines and escape sequences are escaped (§6.6).
         if worker_log.isEnabledFor(_PY_LEVEL[level]):
-            worker_log.log(_PY_LEVEL[level], "worker=%d scope=%s %s", worker, one_line(params["scope"]),
-                           one_line(params["message"]))
+            worker_log.log(_PY_LEVEL[level], "worker=%d scope=%s %s", worker, one_line(params.scope),
+                           one_line(params.message))
         return ok()
 
-    @operation(once=True)
-    def log_trace(self, conn, ident, params):
+    @operation(WorkerLog, once=True)
+    def log_trace(self, conn, ident, params: WorkerLog):
         return self._store(conn, ident, params, LEVELS["trace"])
 
-    @operation(once=True)
-    def log_info(self, conn, ident, params):
+    @operation(WorkerLog, once=True)
+    def log_info(self, conn, ident, params: WorkerLog):
         return self._store(conn, ident, params, LEVELS["info"])
 
-    @operation(once=True)
-    def log_warn(self, conn, ident, params):
+    @operation(WorkerLog, once=True)
+    def log_warn(self, conn, ident, params: WorkerLog):
         return self._store(conn, ident, params, LEVELS["warn"])
 
-    @operation(once=True)
-    def log_error(self, conn, ident, params):
+    @operation(WorkerLog, once=True)
+    def log_error(self, conn, ident, params: WorkerLog):
         return self._store(conn, ident, params, LEVELS["error"])
 
-    @operation()
-    def query(self, conn, ident, params):
+    @operation(LogQuery)
+    def query(self, conn, ident, params: LogQuery):
         if not get_settings().public_logs:
             ident.require_manager()
-        return ok(content(LogEntries, logs=store.since(conn, params["level"], params["since"])))
+        return ok(content(LogEntries, logs=store.since(conn, params.level, params.since)))

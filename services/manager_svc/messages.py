@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from tracker import accounts
-from tracker.fields import Message, Rule, Text
+from tracker.fields import Id, Message, Rule, Text
 
 
 def _valid_username(name: str) -> str:
@@ -52,6 +52,37 @@ class Register(Message):
 class Login(Message):
     username: LoginName
     password: Text
+
+
+# --- what manager_svc's operations receive over RPC (validated again there: tracker/service.py) --
+class NewSession(Message):
+    """The session a successful register or login opens (OpenSession): the digest of the cookie
+    the gateway sets, and its lifetime in seconds."""
+
+    new_session_digest: str
+    session_lifetime: int
+
+
+class Registration(Register, NewSession):
+    """/register's body and the new session."""
+
+
+class LoginAttempt(Login, NewSession):
+    """/login's body, the new session, and the client address failures are counted by (ClientAddress)."""
+
+    client: str = ""
+
+
+class Logout(Message):
+    """The digest of the session cookie to close (CloseSession); None without a cookie."""
+
+    session_digest: str | None = None
+
+
+class ManagerRef(Message):
+    """A path's manager id."""
+
+    id: Id
 
 
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------

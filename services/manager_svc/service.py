@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from services.manager_svc import store
-from services.manager_svc.messages import Account, LoggedOut, ManagerList, ManagerRecord
+from services.manager_svc.messages import (
+    Account,
+    LoggedOut,
+    LoginAttempt,
+    Logout,
+    ManagerList,
+    ManagerRecord,
+    ManagerRef,
+    Registration,
+)
 from tracker import throttle
 from tracker.db import transaction
 from tracker.errors import Conflict, Forbidden, NotFound, Unauthorized, ok
+from tracker.fields import NoParams
 from tracker.hashing import hash_password, offload, verify_password
 from tracker.identity import identify
 from tracker.service import Service, operation
@@ -28,74 +38,74 @@ def login_limits(client: str, username: str) -> tuple[str, list[throttle.Limit]]
 class ManagerService(Service):
     name = "manager_svc"
 
-    @operation(once=True)
-    def register(self, conn, ident, params):
-        password_hash = offload(hash_password, params["password"])
-        row = store.create(conn, params["username"], password_hash)
+    @operation(Registration, once=True)
+    def register(self, conn, ident, params: Registration):
+        password_hash = offload(hash_password, params.password)
+        row = store.create(conn, params.username, password_hash)
         if row is None:
             raise Conflict("Username already taken")
-        store.open_session(conn, row["id"], params["new_session_digest"], params["session_lifetime"])
+        store.open_session(conn, row["id"], params.new_session_digest, params.session_lifetime)
         return ok(content(ManagerRecord, manager=row))
 
-    @operation(stepwise=True)
-    def login(self, caller, params):
+    @operation(LoginAttempt, stepwise=True)
+    def login(self, caller, params: LoginAttempt):
         """Three steps, so that a throttled attempt costs no hashing and no attempt escapes the count:
         1. admit the attempt and commit it as a failure (a throttled one answers 429 here, with
         nothing recorded and the password unchecked); 2. check the password, holding no database
         connection; 3. on success, take the failure back, clear the pair and open the session."""
-        pair, limits = login_limits(params.get("client", ""), params["username"])
+        pair, limits = login_limits(params.client, params.username)
         with transaction() as conn:
             identify(conn, caller)  # worker headers, if sent, must be valid (401, contract §2)
             attempt = throttle.admit(conn, limits, TOO_MANY_FAILURES)
-            row = store.by_username(conn, params["username"])
-        if not offload(verify_password, row.password_hash if row else None, params["password"]):
+            row = store.by_username(conn, params.username)
+        if not offload(verify_password, row.password_hash if row else None, params.password):
             raise Unauthorized("Invalid username/password")
         with transaction() as conn:
             throttle.forget(conn, attempt)
             throttle.clear(conn, pair)
-            store.open_session(conn, row.id, params["new_session_digest"], params["session_lifetime"])
+            store.open_session(conn, row.id, params.new_session_digest, params.session_lifetime)
             return ok(content(ManagerRecord, manager=store.get(conn, row.id)))
 
-    @operation(once=True)
-    def logout(self, conn, ident, params):
-        if params.get("session_digest"):
-            store.close_session(conn, params["session_digest"])
+    @operation(Logout, once=True)
+    def logout(self, conn, ident, params: Logout):
+        if params.session_digest:
+            store.close_session(conn, params.session_digest)
         return ok()
 
-    @operation()
+    @operation(NoParams)
     def account(self, conn, ident, params):
         if ident.manager_id is None:
             raise Unauthorized(UNAUTHORIZED, content(LoggedOut, logged_in=False))
         return ok(content(Account, logged_in=True, manager=store.get(conn, ident.manager_id)))
 
-    @operation()
+    @operation(NoParams)
     def list_managers(self, conn, ident, params):
         ident.require_manager()
         return ok(content(ManagerList, managers=store.list_all(conn)))
 
-    def _set_admin(self, conn, ident, params, admin: bool):
+    def _set_admin(self, conn, ident, params: ManagerRef, admin: bool):
         ident.require_manager()
-        target = store.get(conn, params["id"])
+        target = store.get(conn, params.id)
         if target is None:
             raise NotFound("Manager not found")
         ident.require_admin()
-        if params["id"] == ident.manager_id:
+        if params.id == ident.manager_id:
             raise Forbidden("You cannot change your own admin status")
         # Admin changes run one at a time; what was read before the lock is read again after it.
         # Of two admins demoting each other at once, the second finds its target the last admin
         # (409); a caller demoted meanwhile by a third admin is no longer one (403).
         store.lock_admins(conn)
-        if not admin and store.is_admin(conn, params["id"]) and store.admin_count(conn) <= 1:
+        if not admin and store.is_admin(conn, params.id) and store.admin_count(conn) <= 1:
             raise Conflict("The tracker must keep at least one admin")
         if not store.is_admin(conn, ident.manager_id):
             raise Forbidden("Tracker admin required")
-        store.set_admin(conn, params["id"], admin)
+        store.set_admin(conn, params.id, admin)
         return ok()
 
-    @operation(once=True)
-    def promote(self, conn, ident, params):
+    @operation(ManagerRef, once=True)
+    def promote(self, conn, ident, params: ManagerRef):
         return self._set_admin(conn, ident, params, True)
 
-    @operation(once=True)
-    def demote(self, conn, ident, params):
+    @operation(ManagerRef, once=True)
+    def demote(self, conn, ident, params: ManagerRef):
         return self._set_admin(conn, ident, params, False)

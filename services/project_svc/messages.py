@@ -100,6 +100,61 @@ MONITORING_QUERY = {"count": QueryParam(1, 999, required=True)}
 MONITORING_BETWEEN_QUERY = {"from": QueryParam(*UNIX_TIME, required=True), "to": QueryParam(*UNIX_TIME, required=True)}
 
 
+# --- what project_svc's operations receive over RPC (validated again there: tracker/service.py) --
+class ProjectId(Message):
+    """A path's project id."""
+
+    id: Id
+
+
+class ProjectUpdate(UpdateProject, ProjectId):
+    """/project/update/{id}: the project and the fields sent; ``model_fields_set`` says which
+    (absent ones keep their value, contract §6.4)."""
+
+    def changes(self) -> dict:
+        """The fields sent, as the project's column values."""
+        return self.model_dump(include=self.model_fields_set - {"id"})
+
+
+class AccessRef(ProjectId):
+    """A worker's access row on a project: the path's project ``id`` and worker ``wid``."""
+
+    wid: Id
+
+
+class RoleChange(SetRole, ProjectId):
+    """/manager/set_role_for_project/{id}."""
+
+
+class SecretChange(SetSecret, ProjectId):
+    """POST /project/secret/{id}."""
+
+
+class WebhookSecretChange(SetWebhookSecret, ProjectId):
+    """POST /project/webhook_secret/{id}."""
+
+
+class VersionChange(Message):
+    """git_svc's call for a signed push (contract §6.7): the projects it signed and their new version."""
+
+    projects: list[Id]
+    version: Version
+
+
+class MonitoringQuery(ProjectId):
+    """/project/monitoring/{id}?count=N (MONITORING_QUERY)."""
+
+    count: int
+
+
+class MonitoringRange(ProjectId):
+    """/project/monitoring-between/{id}?from=T&to=T (MONITORING_BETWEEN_QUERY); ``from`` is a
+    Python keyword, hence ``since``/``until``."""
+
+    since: int = Field(alias="from")
+    until: int = Field(alias="to")
+
+
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------
 # What the routes answer in ``content``: the service builds it through them (tracker.shapes.content) and
 # gateway/openapi.py documents them.

@@ -36,6 +36,19 @@ class SetPaused(Message):
     paused: bool
 
 
+# --- what worker_svc's operations receive over RPC (validated again there: tracker/service.py) ---
+class WorkerCreate(CreateWorker):
+    """/worker/create's body, and the client address the creations are counted by (ClientAddress)."""
+
+    client: str = ""
+
+
+class WorkerRef(Message):
+    """A path's worker id."""
+
+    id: Id
+
+
 # --- reply shapes (OpenAPI) ---------------------------------------------------------------------
 # What the routes answer in ``content``: the service builds it through them (tracker.shapes.content) and
 # gateway/openapi.py documents them.
