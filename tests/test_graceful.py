@@ -27,6 +27,10 @@ from tests.harness import Api, System, submitted
 from tracker.plugins import discover
 from tracker.probe import detect_roles
 
+# A tier of its own (tests/conftest.py): it boots a system, then SIGTERMs replicas under load and cuts
+# broker connections — minutes of chaos-like work, not a contract check. ``./test.sh -m slow`` runs it.
+pytestmark = pytest.mark.slow
+
 THREADS = 6
 LOAD_BEFORE = 3.0  # seconds of load before the SIGTERM
 LOAD_AFTER = 5.0  # and after it (the launcher restarts the stopped replica meanwhile)
