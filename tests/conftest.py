@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Api, System
+from tests.harness import Api, System, join_teardowns
 
 HERE = Path(__file__).resolve().parent
 TIERS = {
@@ -80,6 +80,10 @@ def pytest_collection_modifyitems(config, items):
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept
+
+
+def pytest_sessionfinish(session):
+    join_teardowns()  # systems of single modules stop in the background (System.destroy_later)
 
 
 def pytest_addoption(parser):

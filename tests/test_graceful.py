@@ -46,7 +46,7 @@ def own_system(tmp_path_factory):
         sysm.admin = Api(sysm.url).new_manager("admin")
         yield sysm
     finally:
-        sysm.destroy()
+        sysm.destroy_later()
 
 
 def _service_pids(sysm: System, name: str) -> list[int]:

@@ -61,7 +61,7 @@ def limited(request, tmp_path_factory):
         sysm.admin = Api(sysm.url).new_manager("admin", PASSWORD)  # the first manager: tracker admin
         yield sysm
     finally:
-        sysm.destroy()
+        sysm.destroy_later()
 
 
 def login(system: System, name: str, password: str, address: str | None = None) -> requests.Response:
