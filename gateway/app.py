@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Protocol
 
 import falcon
 
@@ -16,11 +17,19 @@ from gateway.rpc import RpcClient
 from gateway.security import SecurityHeaders
 from tracker.errors import envelope
 from tracker.logtext import one_line
-from tracker.plugins import discover
-from tracker.settings import get_settings
+from tracker.plugins import Plugin, discover
+from tracker.settings import Settings, get_settings
 from tracker.wording import SECRET_HEADER, WORKER_ID_HEADER
 
 log = logging.getLogger("gateway")
+
+
+class Rpc(Protocol):
+    """What the gateway needs of its RPC client (gateway/rpc.py's RpcClient, or a test's fake):
+    ``call(service, method, caller, params)`` for a request, ``call(service, batch, [[caller,
+    params, method], …])`` for a coalesced batch (gateway/batching.py); each answers a reply dict."""
+
+    def call(self, service: str, method: str, *args) -> dict | list: ...
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -57,19 +66,23 @@ def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, para
     send(resp, 500, envelope(False, message="Internal error"))
 
 
-def create_app() -> falcon.App:
+def create_app(settings: Settings | None = None, rpc: Rpc | None = None,
+               plugins: dict[str, Plugin] | None = None) -> falcon.App:
+    """The WSGI app. Each dependency defaults to the real one (``gunicorn 'gateway.app:create_app()'``);
+    tests pass their own settings, a fake RPC client and chosen plugins (tests/unit/test_gateway.py),
+    so the gateway's checks run without a broker, services or a database."""
     logging.basicConfig(level=os.environ.get("TT_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
-    settings = get_settings()
-    dispatcher = Dispatcher(settings, RpcClient(settings))
+    settings = settings or get_settings()
+    dispatcher = Dispatcher(settings, rpc if rpc is not None else RpcClient(settings))
     app = falcon.App(middleware=[SecurityHeaders(), RequestMetrics(), Cors()])
     app.req_options.auto_parse_qs_csv = False
     app.add_route("/", Index(dispatcher))
     app.add_route("/healthz", Health())
     app.add_route("/readyz", Ready(settings))
     app.add_route("/metrics", MetricsResource())
-    app.add_route("/openapi.json", OpenApiResource())
+    app.add_route("/openapi.json", OpenApiResource(plugins))
     mount_docs(app)
-    wire(app, dispatcher, discover())
+    wire(app, dispatcher, plugins if plugins is not None else discover())
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)
     return app

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -143,10 +144,25 @@ class System:
         with contextlib.suppress(subprocess.SubprocessError):
             rabbitmqctl("delete_vhost", self.name)
 
+    def destroy_later(self) -> None:
+        """destroy() while the next tests run: a system's graceful stop takes seconds of waiting
+        (gunicorn's included). The session waits for every one at its end (join_teardowns)."""
+        thread = threading.Thread(target=self.destroy, name=f"destroy-{self.name}")
+        thread.start()
+        _TEARDOWNS.append(thread)
+
     def sql(self, query: str, *args):
         with psycopg.connect(self.db_url, autocommit=True) as conn:
             cur = conn.execute(query, args or None)
             return cur.fetchall() if cur.description else None
+
+
+_TEARDOWNS: list[threading.Thread] = []
+
+
+def join_teardowns() -> None:
+    while _TEARDOWNS:
+        _TEARDOWNS.pop().join()
 
 
 # --- the processes of a running system (tests that kill one) ----------------------------------

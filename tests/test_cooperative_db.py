@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.harness import ROOT
 
 PROBE = """
@@ -50,6 +52,7 @@ def test_service_database_calls_are_cooperative(system):
     assert elapsed < 2.0, f"10 × pg_sleep(0.5) took {elapsed:.2f} s: database calls block the process"
 
 
+@pytest.mark.slow  # the control experiment (seconds of a blocked process); the check itself runs by default
 def test_control_blocking_wait_function_is_detected(system):
     if os.environ.get("TT_SKIP_CONTROL"):
         return

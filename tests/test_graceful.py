@@ -27,6 +27,10 @@ from tests.harness import Api, System, submitted
 from tracker.plugins import discover
 from tracker.probe import detect_roles
 
+# A tier of its own (tests/conftest.py): it boots a system, then SIGTERMs replicas under load and cuts
+# broker connections — minutes of chaos-like work, not a contract check. ``./test.sh -m slow`` runs it.
+pytestmark = pytest.mark.slow
+
 THREADS = 6
 LOAD_BEFORE = 3.0  # seconds of load before the SIGTERM
 LOAD_AFTER = 5.0  # and after it (the launcher restarts the stopped replica meanwhile)
@@ -42,7 +46,7 @@ def own_system(tmp_path_factory):
         sysm.admin = Api(sysm.url).new_manager("admin")
         yield sysm
     finally:
-        sysm.destroy()
+        sysm.destroy_later()
 
 
 def _service_pids(sysm: System, name: str) -> list[int]:

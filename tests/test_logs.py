@@ -241,7 +241,7 @@ def private_logs(tmp_path_factory):
         sysm.admin = Api(sysm.url).new_manager("admin")
         yield sysm
     finally:
-        sysm.destroy()
+        sysm.destroy_later()
 
 
 def test_private_logs_need_a_manager_session(private_logs):

@@ -36,7 +36,7 @@ def system(tmp_path_factory):
         sysm.admin = Api(sysm.url).new_manager("admin")
         yield sysm
     finally:
-        sysm.destroy()
+        sysm.destroy_later()
 
 
 # --- helpers ------------------------------------------------------------------------------------

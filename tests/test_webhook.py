@@ -49,11 +49,11 @@ def new_repo() -> str:
     return f"owner/repo-{uuid.uuid4().hex[:12]}"
 
 
-def webhook_secret(admin: Api, system, pid: int) -> str:
+def webhook_secret(admin: Api, pid: int) -> str:
+    """The project's webhook secret, as its SECRET role reads it (contract §6.4)."""
     r = admin.get(f"/project/webhook_secret/{pid}")
-    if r.status_code == 200:
-        return r.json()["content"]["webhook_secret"]
-    return system.sql("SELECT webhook_secret FROM project WHERE id = %s", pid)[0][0]
+    assert r.status_code == 200, r.text
+    return r.json()["content"]["webhook_secret"]
 
 
 def sign(secret: str, raw: bytes) -> str:
@@ -86,13 +86,13 @@ def version(api: Api, pid: int) -> str:
 
 
 @pytest.fixture
-def repo_project(make_project, admin, system):
+def repo_project(make_project, admin):
     """A fresh project bound to a fresh repository: (id, repo, webhook secret)."""
 
     def make(repo: str | None = None, **fields) -> tuple[int, str, str]:
         repo = repo or new_repo()
         pid = make_project(git_repo=repo, version="v0", public=True, **fields)
-        return pid, repo, webhook_secret(admin, system, pid)
+        return pid, repo, webhook_secret(admin, pid)
 
     return make
 
@@ -243,10 +243,10 @@ def test_unknown_repository_comes_before_signature_mismatch(api):
     refused(hook(api, raw, {"X-Gitea-Signature": "zz-not-hex"}), 404)
 
 
-def test_project_without_git_repo_is_never_matched(api, make_project, admin, system):
+def test_project_without_git_repo_is_never_matched(api, make_project, admin):
     pid = make_project(version="v0")  # git_repo ""
     raw = push_body("", after="x")
-    secret = webhook_secret(admin, system, pid)
+    secret = webhook_secret(admin, pid)
     refused(hook(api, raw, {"X-Gitea-Signature": sign(secret, raw)}), 400, "full_name")
     assert version(admin, pid) == "v0"
 
@@ -293,12 +293,12 @@ def test_only_projects_whose_secret_matches_are_updated(api, repo_project):
     assert (version(api, a), version(api, b)) == ("for-a", "for-b")
 
 
-def test_projects_sharing_a_secret_are_all_updated(api, repo_project, admin, system):
+def test_projects_sharing_a_secret_are_all_updated(api, repo_project, admin):
     a, repo, secret = repo_project()
     b, _, _ = repo_project(repo=repo)
     r = admin.post(f"/project/webhook_secret/{b}", {"webhook_secret": secret})
-    if r.status_code != 200:  # route not there yet: set it in the database
-        system.sql("UPDATE project SET webhook_secret = %s WHERE id = %s", secret, b)
+    assert envelope(r, 200) == {"ok": True}
+    assert webhook_secret(admin, b) == secret
     assert envelope(signed(api, secret, push_body(repo, after="both")), 200)["ok"] is True
     assert (version(api, a), version(api, b)) == ("both", "both")
 

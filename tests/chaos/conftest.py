@@ -1,8 +1,8 @@
 """Chaos tests: a tracker on a private PostgreSQL and RabbitMQ that the test kills and restarts.
 
-Not part of the default suite (it restarts servers and takes minutes). It runs when TT_CHAOS=1 is
-set, or when tests/chaos (or a file in it) is named on the command line:
-``.venv/bin/pytest tests/chaos -q``. ``./test.sh`` alone skips it.
+Not part of the default suite (it restarts servers and takes minutes): marked ``chaos`` by
+tests/conftest.py, it runs with ``./test.sh -m chaos``, ``./test.sh --all``, or when tests/chaos (or a
+file in it) is named on the command line: ``.venv/bin/pytest tests/chaos -q``.
 """
 
 from __future__ import annotations
@@ -18,28 +18,8 @@ import pytest
 from tests.chaos.infra import PrivatePostgres, PrivateRabbit, free_port, make_base_dir, remove
 from tests.harness import System
 
-HERE = Path(__file__).resolve().parent
 SUMMARIES = pytest.StashKey[list]()
 SHOWN = ("elapsed_s", "bulks", "tasks", "closures", "holds", "responses", "events", "anomaly_count", "checks")
-
-
-def _named_explicitly(config) -> bool:
-    for arg in config.invocation_params.args:
-        if arg.startswith("-"):
-            continue
-        path = Path(config.invocation_params.dir, arg.split("::", 1)[0]).resolve()
-        if path == HERE or HERE in path.parents:
-            return True
-    return False
-
-
-def pytest_collection_modifyitems(config, items):
-    if os.environ.get("TT_CHAOS") == "1" or _named_explicitly(config):
-        return
-    skip = pytest.mark.skip(reason="chaos test: set TT_CHAOS=1 or name tests/chaos explicitly")
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(skip)
 
 
 def pytest_configure(config):

@@ -85,6 +85,7 @@ def test_worker_create_project_access_logs(system, tmp_path, make_project, admin
     assert r.returncode == 0 and marker not in r.stdout  # error and worse only
 
 
+@pytest.mark.slow  # 100,000 tasks: soak-like, and every later test of the session reads the grown tables
 def test_submit_100k_lines_interrupted_and_rerun_stores_each_line_once(system, tmp_path, make_project, creds):
     project = make_project()
     path = creds(project, "submitter")

@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_ONLY = {"nameko", "kombu", "sqlalchemy", "task-tracker", "eventlet", "psycopg", "falcon", "gunicorn"}
 
 
+@pytest.mark.slow  # a new virtual environment and a pip install: long, and no server involved
 def test_client_installs_alone_in_a_fresh_venv(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)

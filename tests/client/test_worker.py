@@ -16,6 +16,7 @@ from tests.client.conftest import task_rows
 from tests.harness import gateway_worker_pids
 
 
+@pytest.mark.slow  # a 5,000-task drain with a gateway process killed midway: chaos-like
 def test_fleet_drains_5000_tasks_through_a_killed_gateway(system, make_project, new_client):
     """8 client workers (concurrency 4 each) drain 5,000 tasks while a gateway process is SIGKILLed
     midway: every task ends CLOSED, closed exactly once, and no release was lost or refused."""

@@ -137,7 +137,7 @@ def world(tmp_path_factory):
         system.start("--scale", "task_svc=2", "--gateway-workers", "2")
         yield seed(system)
     finally:
-        system.destroy()
+        system.destroy_later()
 
 
 def config_for(identity: str, world: World) -> schemathesis.Config:
