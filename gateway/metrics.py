@@ -25,6 +25,8 @@ TASKS = {
     "assigned": Counter("tt_tasks_assigned", "Tasks handed out to workers"),
     "closed": Counter("tt_tasks_closed", "Tasks closed by a release"),
 }
+# One per call sent to a service, a long-poll's every re-ask included: what a parked request costs.
+CALLS = Counter("tt_rpc_calls", "Calls sent to the services", ["service", "operation"])
 UNMATCHED = "unmatched"  # the route label of requests no route matched (never the raw path)
 
 

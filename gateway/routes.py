@@ -30,7 +30,7 @@ from gateway.inputs import (
     validate_body,
 )
 from gateway.longpoll import Waiters
-from gateway.metrics import count_tasks
+from gateway.metrics import CALLS, count_tasks
 from gateway.replies import http_body, http_status
 from gateway.rpc import RpcClient
 from gateway.security import ClientAddresses, OriginGuard
@@ -153,6 +153,7 @@ class Dispatcher:
         if not caller.get("keyed"):
             caller["request"] = self.names.next()
         call = [RpcCaller(**caller).wire(), route.rpc, params]
+        CALLS.labels(service, route.rpc).inc()
         if route.batch and self.settings.gateway_batching:
             coalescer = self.coalescers.get(service) or self.coalescers.setdefault(
                 service, Coalescer(self.rpc, service))
