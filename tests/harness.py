@@ -16,6 +16,8 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,3 +259,21 @@ class Api:
         api.id = r.json()["content"]["manager"]["id"]
         api.username = username
         return api
+
+
+@contextmanager
+def migrated_database(prefix: str) -> Iterator[str]:
+    """The URL of a new database migrated to head with the ``tracker db upgrade`` an operator runs;
+    dropped afterwards. For tests that need PostgreSQL alone (no system)."""
+    name = prefix + uuid.uuid4().hex[:10]
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        migrated = subprocess.run([sys.executable, "-m", "tracker", "db", "upgrade"], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=120, env={**os.environ, "TT_DATABASE_URL": url})
+        assert migrated.returncode == 0, migrated.stderr
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -16,11 +16,7 @@ Needs only PostgreSQL (its own database; auto_explain ships with the server).
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +25,7 @@ import pytest
 
 from services.task_svc import store
 from services.task_svc.messages import TaskResult, TaskStatus
-from tests.harness import PG_ADMIN
+from tests.harness import migrated_database
 from tracker.wording import TASK_READY_CHANNEL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,18 +36,8 @@ MODES = ("force_custom_plan", "force_generic_plan")
 
 @pytest.fixture(scope="module")
 def db_url() -> Iterator[str]:
-    name = "tt_plans_" + uuid.uuid4().hex[:10]
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        done = subprocess.run([sys.executable, "-m", "tracker", "db", "upgrade"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=120, env={**os.environ, "TT_DATABASE_URL": url})
-        assert done.returncode == 0, done.stderr
+    with migrated_database("tt_plans_") as url:
         yield url
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _copy(conn: psycopg.Connection, project: int, n: int) -> None:
