@@ -172,13 +172,21 @@ def part_bulk(bs: BenchSystem, cfg, log) -> dict:
                                            for r, h in items[k:k + size]]}).encode()
                   for k in range(0, total, size)]  # encoded beforehand: the client's JSON is not timed
         name = f"bulk_submit x{size:,}" + (f", {clients} clients" if clients > 1 else "")
+        probe = bs.probe()
+        before, t0 = probe.snapshot(), time.monotonic()
         row = {"method": name, "bulk": size, "clients": clients,
                **_post_concurrently(bs.target, submitter, bodies, clients)}
         row.pop("_lat", None)
+        # CPU per bulk of each process group: steadier than tasks/s on a shared machine
+        groups = probe.delta(before, probe.snapshot(), time.monotonic() - t0)["groups_s"]
+        row["cpu_ms_per_bulk"] = {k: round(1000 * v / len(bodies), 2) for k, v in groups.items()
+                                  if k not in (PG_OTHER, RABBIT)}
         with psycopg.connect(bs.dsn) as conn:
             row["stored"] = conn.execute("SELECT count(*) FROM task WHERE project = %s", (project,)).fetchone()[0]
         runs.append(row)
-        log(f"    {name}: {row['tasks_per_s']} tasks/s, stored {row['stored']:,}, non-200 {row['non_200']}")
+        cpu = ", ".join(f"{k} {v}" for k, v in row["cpu_ms_per_bulk"].items())
+        log(f"    {name}: {row['tasks_per_s']} tasks/s, stored {row['stored']:,}, non-200 {row['non_200']};"
+            f" CPU ms per bulk: {cpu}")
     rows = [(copy_project, 0, r, 0, 0, 1, h) for r, h in items]
     seconds = floor.copy_rows(bs.dsn, rows)
     copy = {"method": "COPY", "rows": total, "seconds": round(seconds, 3), "tasks_per_s": round(total / seconds, 1)}
