@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import typing
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 import falcon
 from pydantic import ValidationError
 
+from tracker import jsoncodec
 from tracker.errors import Invalid, TooLarge, Unauthorized
 from tracker.fields import INT63_MAX, Message
 from tracker.fields import unwrap as _unwrap
@@ -111,9 +111,10 @@ def parse_json(raw: bytes, route: Route) -> Any:
         return {}
     try:
         # Strict UTF-8 first: json.loads on bytes would let encoded surrogates through.
-        # The null-dropping hook costs a Python call per object; a body without "null" needs none.
+        # The null-dropping hook costs a Python call per object; a body without "null" needs none
+        # (and goes through orjson, tracker/jsoncodec.py, which answers as json does).
         hook = _without_nulls if b"null" in raw else None
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_hook=hook)
+        data = jsoncodec.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_hook=hook)
     except RecursionError:
         raise Invalid("malformed JSON body: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

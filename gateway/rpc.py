@@ -22,7 +22,6 @@ replica was down must not take effect after its client saw a 503.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import uuid
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 import amqp
 from kombu import Connection
 
+from tracker import jsoncodec
 from tracker.contract import Reply
 from tracker.errors import UNAVAILABLE, Internal
 from tracker.settings import Settings
@@ -110,7 +110,7 @@ class RpcClient:
         if waiter is None:
             return  # its caller gave up (timeout)
         try:
-            body = json.loads(message.body)
+            body = jsoncodec.loads(message.body)
             if body.get("error"):
                 log.error("service call failed: %s: %s", body["error"].get("exc_type"), body["error"].get("value"))
                 waiter.failed = True
@@ -148,7 +148,7 @@ class RpcClient:
         cid = uuid.uuid4().hex
         waiter = self._waiters[cid] = _Waiter(conn)
         message = amqp.Message(
-            json.dumps({"args": args, "kwargs": {}}, separators=(",", ":")),
+            jsoncodec.dumps({"args": args, "kwargs": {}}),
             content_type="application/json", content_encoding="utf-8", delivery_mode=TRANSIENT,
             correlation_id=cid, reply_to=self._reply_to, expiration=self._expiration)
         try:

@@ -35,6 +35,7 @@ os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 from eventlet.event import Event  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
+from tracker import jsoncodec  # noqa: E402
 from tracker.patches import ConsumeWatch, apply_service_patches  # noqa: E402
 from tracker.plugins import discover  # noqa: E402
 from tracker.probe import INTERVAL, Heartbeat  # noqa: E402
@@ -71,6 +72,7 @@ def serve_service(name: str) -> int:
     plugin = discover()[name]
     settings = get_settings()
     apply_service_patches(settings.rpc_queue("{}"))
+    jsoncodec.register_kombu()  # requests and replies through orjson, as the gateway's
     runner = ServiceRunner(settings.nameko_config())
     runner.add_service(plugin.service_class())
     watch = ConsumeWatch(runner)

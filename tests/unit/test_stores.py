@@ -305,3 +305,42 @@ def test_log_answer_capped_at_10000_oldest_first(conn):
     entries = logs.since(conn, 6, 0)
     assert len(entries) == logs.MAX_ENTRIES
     assert entries[0]["timestamp"] == 1 and entries[-1]["timestamp"] == logs.MAX_ENTRIES
+
+
+# --- task_svc: bulk insert ----------------------------------------------------------------------------
+def _bulk_rows(n: int, recipe=lambda i: f"r{i}", first_hash: int = 1) -> list[list]:
+    return [[i % 3, recipe(i), 2, 60, 1, first_hash + i] for i in range(n)]
+
+
+def _stored(conn: Connection, project: int) -> list[tuple]:
+    return [tuple(r) for r in conn.execute(text(
+        "SELECT priority, recipe, max_retries, max_assign_time, verification_count, hash64 FROM task"
+        " WHERE project = :p ORDER BY id"), {"p": project})]
+
+
+def test_bulk_copy_stores_every_row_in_list_order_with_its_recipe_exact(conn):
+    from services.task_svc import store as tasks
+    project = new_project(conn, "bulk")
+    awkward = ["back\\slash", "tab\there", "new\nline", "cr\rhere", "\\N", "all\\\t\n\r", "ünï €"]
+    rows = _bulk_rows(tasks.COPY_FROM + 50, lambda i: awkward[i] if i < len(awkward) else f"r{i}")
+    assert tasks.insert_tasks(conn, project, rows) == len(rows)
+    assert _stored(conn, project) == [tuple(r) for r in rows]  # ids follow the list
+
+
+def test_bulk_repeating_a_stored_hash_falls_back_skips_it_and_the_transaction_goes_on(conn):
+    from services.task_svc import store as tasks
+    project = new_project(conn, "bulk")
+    assert tasks.insert_tasks(conn, project, _bulk_rows(1, first_hash=500)) == 1
+    rows = _bulk_rows(tasks.COPY_FROM, first_hash=400)  # hashes 400 … 599 take in the stored 500
+    assert tasks.insert_tasks(conn, project, rows) == len(rows) - 1
+    assert one(conn, "SELECT count(*) FROM task WHERE project = :p", p=project) == len(rows)
+    assert [r[5] for r in _stored(conn, project)][1:] == [h for h in range(400, 600) if h != 500]
+
+
+def test_bulk_repeating_its_own_hash_inserts_the_first_only(conn):
+    from services.task_svc import store as tasks
+    project = new_project(conn, "bulk")
+    rows = _bulk_rows(tasks.COPY_FROM)
+    rows[-1][5] = rows[0][5]
+    assert tasks.insert_tasks(conn, project, rows) == len(rows) - 1
+    assert _stored(conn, project) == [tuple(r) for r in rows[:-1]]
