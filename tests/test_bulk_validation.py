@@ -21,6 +21,8 @@ ITEMS = [
     {"recipe": "r", "hash64": 0, "unique_string": "u"},
     {"recipe": "r", "unique_string": ""},
     {"recipe": "r", "extra": [1, {"x": 2}]},
+    {"recipe": "r", "verification_count": 0},
+    {"recipe": "r", "verification_count": 1},
 ]
 REFUSED = [
     # refused by the model: the fast path must refuse too (or defer with None)
@@ -85,3 +87,19 @@ def test_fast_path_takes_the_common_bulk():
     fast = BulkSubmit.fast_params(body)
     assert fast is not None and fast == model_params(body)
     assert fast["rows"][0] == [0, "r1", 0, 0, 1, 1]
+
+
+def test_a_rule_never_breaks_without_a_field_it_needs():
+    """``ModelRule.needs`` lets the fast path skip rules for items without those fields: every
+    combination of the other fields' values (absent included) must then pass the rule."""
+    import itertools
+
+    from services.task_svc.messages import SubmitTask
+
+    samples = {"hash64": [0, 3, BIG], "hash_u64": [0, 3, BIG], "unique_string": ["", "u"], "priority": [0, 5]}
+    for rule in SubmitTask.rules:
+        assert rule.needs, "a rule without needs is called for every item: declare them"
+        others = [name for name in samples if name not in rule.needs]
+        for values in itertools.product(*([None, *samples[name]] for name in others)):
+            item = {"project": 1, "recipe": "r", **{k: v for k, v in zip(others, values, strict=True) if v is not None}}
+            assert rule.problem(item) is None, (rule.problem.__name__, item)

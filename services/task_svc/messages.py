@@ -67,11 +67,13 @@ def _unique_or_hash(item: Mapping) -> str | None:
 _NON_ZERO = {"type": "integer", "not": {"const": 0}}
 ONE_HASH = ModelRule(_one_hash, {"allOf": [
     {"not": {"required": ["hash64", "hash_u64"],
-             "properties": {"hash64": {"type": "integer"}, "hash_u64": {"type": "integer"}}}}]})
+             "properties": {"hash64": {"type": "integer"}, "hash_u64": {"type": "integer"}}}}]},
+    needs=frozenset({"hash_u64"}))
 UNIQUE_OR_HASH = ModelRule(_unique_or_hash, {"allOf": [
     {"not": {"required": ["unique_string"], "properties": {"unique_string": {"type": "string", "minLength": 1}},
              "anyOf": [{"required": ["hash64"], "properties": {"hash64": _NON_ZERO}},
-                       {"required": ["hash_u64"], "properties": {"hash_u64": _NON_ZERO}}]}}]})
+                       {"required": ["hash_u64"], "properties": {"hash_u64": _NON_ZERO}}]}}]},
+    needs=frozenset({"unique_string"}))
 
 
 class SubmitTask(Message):
@@ -108,8 +110,9 @@ def task_row(item: Mapping, priority: int = _DEFAULT["priority"], max_retries: i
             hash64 = get("hash_u64") or 0
         if hash64 > INT63_MAX:
             hash64 = to_signed64(hash64)
+    verifications = get("verification_count", verification_count)
     return [get("priority", priority), item["recipe"], get("max_retries", max_retries),
-            get("max_assign_time", max_assign_time), max(1, get("verification_count", verification_count)), hash64]
+            get("max_assign_time", max_assign_time), verifications if verifications > 1 else 1, hash64]
 
 
 TASK_ROW = ("priority", "recipe", "max_retries", "max_assign_time", "verification_count", "hash64")
@@ -140,21 +143,26 @@ class BulkSubmit(Message):
             items = _FAST_BULK.validate_python(data.get("requests"))
         except ValidationError:
             return None
-        project, checks = items[0]["project"], _ITEM_CHECKS
+        project, checks, needs = items[0]["project"], _ITEM_CHECKS, _ITEM_CHECKS_NEED
         rows = []
+        append = rows.append
         for item in items:
             if item["project"] != project:
                 return None
-            for check in checks:
-                if check(item):
-                    return None
-            rows.append(task_row(item))
+            if needs is None or not needs.isdisjoint(item):  # the usual item (project, recipe, hash64) breaks none
+                for check in checks:
+                    if check(item):
+                        return None
+            append(task_row(item))
         return {"project": project, "rows": rows}
 
 
 # SubmitTask's rules, derived: the bulk's item list with its own length limits, items in core form.
 _FAST_BULK = TypeAdapter(Annotated[(list[core_typed_dict(SubmitTask)], *BulkSubmit.model_fields["requests"].metadata)])
 _ITEM_CHECKS = tuple(rule.problem for rule in SubmitTask.rules)
+# An item holding none of the fields the rules need skips them; None: a rule needs nothing, call them always.
+_ITEM_CHECKS_NEED = (None if any(not rule.needs for rule in SubmitTask.rules)
+                     else frozenset().union(*(rule.needs for rule in SubmitTask.rules)))
 
 
 class ReleaseTask(Message):
