@@ -175,13 +175,21 @@ def fold_keys(model: type[Message], data: dict) -> dict:
     for name, (is_list, item_model) in names.nested.items():
         value = data.get(name)
         if is_list and isinstance(value, list):
-            item_names = _names(item_model).exact
-            if not all(item.keys() <= item_names for item in value if isinstance(item, dict)):
+            if not _keys_within(value, _names(item_model).exact):
                 data = {**data, name: [fold_keys(item_model, item) if isinstance(item, dict) else item
                                        for item in value]}
         elif isinstance(value, dict):
             data = {**data, name: fold_keys(item_model, value)}
     return data
+
+
+def _keys_within(items: list, names: frozenset[str]) -> bool:
+    """Whether every object in ``items`` spells only ``names`` (other items are validation's
+    business). A bulk of objects is checked at C speed: a Python loop over 10,000 items cost
+    ~4 ms."""
+    if set(map(type, items)) <= {dict}:
+        return set().union(*items) <= names
+    return all(item.keys() <= names for item in items if isinstance(item, dict))
 
 
 _POWERS = {(1 << k) + d: f"{sign}2^{k}{tail}" for k in (31, 32, 63, 64)

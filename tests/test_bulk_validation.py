@@ -103,3 +103,22 @@ def test_a_rule_never_breaks_without_a_field_it_needs():
         for values in itertools.product(*([None, *samples[name]] for name in others)):
             item = {"project": 1, "recipe": "r", **{k: v for k, v in zip(others, values, strict=True) if v is not None}}
             assert rule.problem(item) is None, (rule.problem.__name__, item)
+
+
+@pytest.mark.parametrize("items, folded", [
+    ([{"project": 1, "recipe": "a"}] * 3, None),  # spelled exactly: the same list, not a copy
+    ([{"project": 1, "Recipe": "a"}, {"project": 1, "recipe": "b"}],
+     [{"project": 1, "recipe": "a"}, {"project": 1, "recipe": "b"}]),
+    ([5, "Recipe", {"PROJECT": 2, "recipe": "c"}], [5, "Recipe", {"project": 2, "recipe": "c"}]),
+    (["project", {"project": 2}], None),  # a string item's letters are not keys
+    ([], None),
+])
+def test_bulk_items_fold_whatever_else_the_list_holds(items, folded):
+    from gateway.inputs import fold_keys
+
+    body = {"requests": items}
+    out = fold_keys(BulkSubmit, body)
+    if folded is None:
+        assert out is body
+    else:
+        assert out == {"requests": folded}
