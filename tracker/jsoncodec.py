@@ -92,7 +92,8 @@ def register_kombu() -> None:
     """Make kombu's ``json`` serializer (nameko's, for requests and replies) this module's, in this
     process. kombu's own decoder turns ``{"__type__", "__value__"}`` objects into datetimes, UUIDs …
     and its encoder does the reverse: a message with that marker, or a value orjson passes through
-    (datetime, Decimal, bytes …), still goes through kombu's."""
+    (datetime, Decimal, bytes …), still goes through kombu's. One difference is left: orjson writes
+    a UUID as a plain string where kombu wrote ``{"__type__": "uuid", …}``; no service sends one."""
     from kombu.serialization import registry
     from kombu.utils import json as kombu_json
 
