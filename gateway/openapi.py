@@ -205,7 +205,7 @@ def _parameters(route: Route) -> list[dict]:
                "description": "decimal integer in 1 … 2^63−1 (else 400 naming it)"}
               for name in _PATH_PARAM.findall(route.path)]
     params += [{"name": name, "in": "query", "required": rule.required,
-                "schema": {"type": "integer", "minimum": rule.lo, "maximum": rule.hi}}
+                "schema": rule.schema}
                for name, rule in route.query.items()]
     raw = route.extra(RawBody)
     if raw and raw.signature_headers:
@@ -391,6 +391,11 @@ def _schema30(schema: Any) -> Any:
             out[key] = copy.deepcopy(value)
     if "anyOf" in out and any(_is_null(s) for s in out["anyOf"]):
         others = [s for s in out.pop("anyOf") if not _is_null(s)]
+        if len(others) == 1 and "$ref" in others[0]:
+            # OpenAPI 3.0 has no nullable reference (``nullable`` needs a ``type`` beside it); an
+            # optional nested object of a request body is documented as the object, since a null
+            # field counts as absent anyway (contract §1.1).
+            return {**out, "allOf": [others[0]]}
         if len(others) != 1 or "type" not in others[0]:
             raise RuntimeError(f"cannot express this nullable schema in OpenAPI 3.0: {schema}")
         out = {**others[0], **out, "nullable": True}

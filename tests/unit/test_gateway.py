@@ -48,14 +48,16 @@ class FakeRpc:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.replies: dict[tuple[str, str], dict | Callable[[Call], dict]] = {}
+        self.timeouts: list[float | None] = []  # each dispatch's timeout (a slow route's is longer)
 
     def _answer(self, call: Call) -> dict:
         self.calls.append(call)
         answer = self.replies.get((call.service, call.method), ok())
         return answer(call) if callable(answer) else answer
 
-    def dispatch(self, service: str, calls: list[list]) -> list:
+    def dispatch(self, service: str, calls: list[list], timeout: float | None = None) -> list:
         """tracker/service.py's one entrypoint: ``[caller, operation, params]`` per call."""
+        self.timeouts.append(timeout)
         batched = threading.current_thread().name.startswith("batch-")
         return [self._answer(Call(service, op, caller, params, batch=batched)) for caller, op, params in calls]
 
