@@ -19,8 +19,8 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from services.task_svc.messages import TASK_ROW, ReleaseOutcome, TaskStatus
-from tracker.fields import INT63_MAX
 from tracker.db import defer
+from tracker.fields import INT63_MAX
 from tracker.wording import TASK_READY_CHANNEL
 
 NEW, FAILED, CLOSED = TaskStatus.NEW.value, TaskStatus.FAILED.value, TaskStatus.CLOSED.value
