@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from tests.harness import Api, assert_error, assert_ok, submitted
+from tests.test_maintenance import manager_with_role, release, take
 
 UNKNOWN = 1 << 62  # a valid id no test ever creates
 READ, MAINTENANCE, ALL = 1, 16, 31
@@ -34,14 +35,6 @@ def submit(w: Api, pid: int, recipe: str, **fields) -> int:
     r = w.post("/task/submit", {"project": pid, "recipe": recipe, **fields})
     assert submitted(r), r.text
     return r.json()["content"]["id"]
-
-
-def take(w: Api, pid: int) -> dict:
-    return assert_ok(w.get(f"/task/get/{pid}"))["content"]["task"]
-
-
-def release(w: Api, task_id: int, result: int = TR_OK, verification: int = 0):
-    return w.post("/task/release", {"task_id": task_id, "result": result, "verification": verification})
 
 
 def listing(client: Api, pid: int, **query) -> dict:
@@ -76,13 +69,6 @@ def unchanged(system):
     before = snapshot(system)
     yield
     assert snapshot(system) == before, "a refused request changed the database"
-
-
-def manager_with_role(api: Api, admin: Api, pid: int, role: int) -> Api:
-    m = api.new_manager()
-    if role:
-        assert_ok(admin.post(f"/manager/set_role_for_project/{pid}", {"manager": m.id, "role": role}))
-    return m
 
 
 @dataclass
