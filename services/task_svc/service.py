@@ -52,6 +52,7 @@ from tracker.errors import (
     NotFound,
     RateLimited,
     Refused,
+    Unavailable,
     declined,
     ok,
     with_counts,
@@ -293,7 +294,10 @@ class TaskService(Service):
             raise NotFound("Target project not found") from None
         except Forbidden:
             raise Forbidden("MAINTENANCE role required on the target project") from None
-        affected, conflicts = store.move(conn, chosen, params.move_to, params.priority)
+        moved = store.move(conn, chosen, params.move_to, params.priority)
+        if moved is None:
+            raise Unavailable()
+        affected, conflicts = moved
         if affected:
             store.wake(conn, params.move_to)
         self._logged(ident, f"update_tasks (move to {params.move_to})", params.id, affected)

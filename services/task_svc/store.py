@@ -398,12 +398,13 @@ def set_priority(conn: Connection, chosen: Chosen, priority: int) -> int:
 MOVE_ATTEMPTS = 5
 
 
-def move(conn: Connection, chosen: Chosen, target: int, priority: int | None) -> tuple[int, int]:
+def move(conn: Connection, chosen: Chosen, target: int, priority: int | None) -> tuple[int, int] | None:
     """Selected NEW and FAILED tasks → project ``target``, unassigned (and ``priority``, if given),
     except those whose hash64 the target holds; (moved, conflicts).
 
     A submit to the target racing the move can store a hash64 after this statement looked: the
-    move then fails on the unique index, and is run again in a savepoint, seeing that task."""
+    move then fails on the unique index, and is run again in a savepoint, seeing that task. None
+    when races won every attempt (the caller answers 503: a retry of the request is safe)."""
     where, params = selection(chosen)
     statement = text(f"""
         WITH {_locked(where, _OPEN)}, moved AS (
@@ -415,15 +416,15 @@ def move(conn: Connection, chosen: Chosen, target: int, priority: int | None) ->
           RETURNING 1)
         SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM sel) AS selected""")
     params = {**params, "target": target, "priority": priority}
-    for attempt in range(MOVE_ATTEMPTS):
+    for _ in range(MOVE_ATTEMPTS):
         try:
             with conn.begin_nested():
                 row = conn.execute(statement, params).one()
             return row.moved, row.selected - row.moved
         except IntegrityError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "23505" or attempt == MOVE_ATTEMPTS - 1:
+            if getattr(exc.orig, "sqlstate", None) != "23505":
                 raise
-    raise AssertionError("unreachable")
+    return None
 
 
 def edit(conn: Connection, task_id: int, fields: dict) -> None:

@@ -4,6 +4,9 @@ cursor pages, and the actions' counts and effects."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import Connection, text
 
@@ -144,3 +147,36 @@ def test_delete_and_set_priority_counts(conn):
     assert store.set_priority(conn, Chosen(pid), 4) == 1
     assert store.delete(conn, Chosen(pid, ids=[a, b])) == 2
     assert one(conn, "SELECT count(*) FROM task WHERE project = :p", p=pid) == 0
+
+
+def test_a_move_racing_a_submit_of_the_same_hash_counts_it_as_a_conflict(engine):
+    """A submit to the target stores a hash64 the move already looked for: the move's update meets
+    the unique index (after waiting for the submit's commit), runs again in a savepoint and leaves
+    that task behind as a conflict, instead of failing. Committed rows, removed at the end."""
+    with engine.begin() as setup:
+        src, dst = project(setup, "race-src"), project(setup, "race-dst")
+        racing = task(setup, src, hash64=4242)
+        calm = task(setup, src, hash64=4343)
+    try:
+        with engine.connect() as submitter:
+            submitter.begin()
+            task(submitter, dst, hash64=4242)  # not committed yet: invisible to the move's check
+            result: dict = {}
+
+            def run_move() -> None:
+                with engine.begin() as mover:
+                    result["moved"] = store.move(mover, Chosen(src), dst, None)
+
+            thread = threading.Thread(target=run_move)
+            thread.start()
+            time.sleep(0.5)
+            assert thread.is_alive()  # the move waits on the submit's index entry
+            submitter.commit()
+            thread.join(10)
+        assert result["moved"] == (1, 1)
+        with engine.connect() as check:
+            assert one(check, "SELECT project FROM task WHERE id = :i", i=racing) == src
+            assert one(check, "SELECT project FROM task WHERE id = :i", i=calm) == dst
+    finally:
+        with engine.begin() as cleanup:
+            cleanup.execute(text("DELETE FROM project WHERE id IN (:a, :b)"), {"a": src, "b": dst})
