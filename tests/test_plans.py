@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import text
 
 from services.task_svc import store
 from services.task_svc.messages import TaskResult, TaskStatus
@@ -237,6 +238,23 @@ def _check_listing(url: str, project: int, mode: str, descending: bool, **filter
     assert "Sort" not in kinds and "Incremental Sort" not in kinds, _describe(plan)
     assert [(n["Node Type"], n.get("Index Name"), n.get("Scan Direction")) for n in _task_scans(plan)] == \
         [("Index Scan", "task_project_id", "Backward" if descending else "Forward")], _describe(plan)
+
+
+def _check_selection(url: str, project: int, mode: str, **filters) -> None:
+    """The bulk actions lock their selection in id order along the same index, without a sort."""
+    sel, params = store.locked_selection(store.Chosen(project, **filters))
+    plan = _prepared_plan(url, mode, text(f"WITH {sel} SELECT count(*) FROM sel"), params)
+    kinds = [n["Node Type"] for n in _nodes(plan)]
+    assert "Sort" not in kinds and "Incremental Sort" not in kinds, _describe(plan)
+    assert [(n["Node Type"], n.get("Index Name"), n.get("Scan Direction")) for n in _task_scans(plan)] == \
+        [("Index Scan", "task_project_id", "Forward")], _describe(plan)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_bulk_actions_select_along_the_project_id_index(stale, mode):
+    for project in (STALE_NEW, OLD):
+        _check_selection(stale, project, mode)
+        _check_selection(stale, project, mode, status="failed", q="n")
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -351,12 +351,16 @@ def lock_task(conn: Connection, task_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def _locked(where: str, extra: str = "") -> str:
-    """The CTE ``sel``: the selected tasks' ids (and hash64), locked in id order."""
-    return f"sel AS (SELECT t.id, t.hash64 FROM task t WHERE {where}{extra} ORDER BY t.project, t.id FOR UPDATE)"
+def locked_selection(chosen: Chosen, open_only: bool = True) -> tuple[str, dict]:
+    """The CTE ``sel``: the selected tasks' ids (and hash64) — only NEW and FAILED ones with
+    ``open_only`` — locked in id order along task_project_id (bounded as a page is, for the same
+    reason: tests/test_plans.py), and its parameters."""
+    where, params = selection(chosen, by_project=False)
+    if open_only:
+        where += f" AND t.status IN ({NEW}, {FAILED})"
+    return (f"sel AS (SELECT t.id, t.hash64 FROM task t WHERE {_PAGE[False]} AND {where}"
+            " ORDER BY t.project, t.id FOR UPDATE)"), {**params, "after": 0}
 
-
-_OPEN = f" AND t.status IN ({NEW}, {FAILED})"
 # Retried tasks are collected in a temporary table so that their verification records are deleted
 # by a later statement: a quorum vote committed while this one waited for the task's row lock is
 # visible to that statement, not to this one's snapshot.
@@ -367,10 +371,10 @@ _FORGET_VOTES = text("DELETE FROM task_verification v USING tt_retried r WHERE v
 def retry(conn: Connection, chosen: Chosen) -> int:
     """Selected NEW and FAILED tasks → NEW, retries 0, unassigned, no verification records; the
     number of them (already pristine ones included)."""
-    where, params = selection(chosen)
+    sel, params = locked_selection(chosen)
     conn.execute(_RETRIED)
     count = conn.execute(text(f"""
-        WITH {_locked(where, _OPEN)}, retried AS (
+        WITH {sel}, retried AS (
           UPDATE task t SET status = {NEW}, retries = 0, assignee = NULL, lease_deadline = NULL
           FROM sel WHERE t.id = sel.id RETURNING t.id)
         INSERT INTO tt_retried SELECT id FROM retried"""), params).rowcount
@@ -381,16 +385,16 @@ def retry(conn: Connection, chosen: Chosen) -> int:
 
 def delete(conn: Connection, chosen: Chosen) -> int:
     """Selected tasks in any status; their verification records go by cascade."""
-    where, params = selection(chosen)
+    sel, params = locked_selection(chosen, open_only=False)
     return conn.execute(text(f"""
-        WITH {_locked(where)}
+        WITH {sel}
         DELETE FROM task t USING sel WHERE t.id = sel.id"""), params).rowcount
 
 
 def set_priority(conn: Connection, chosen: Chosen, priority: int) -> int:
-    where, params = selection(chosen)
+    sel, params = locked_selection(chosen)
     return conn.execute(text(f"""
-        WITH {_locked(where, _OPEN)}
+        WITH {sel}
         UPDATE task t SET priority = :priority FROM sel WHERE t.id = sel.id"""),
         {**params, "priority": priority}).rowcount
 
@@ -405,9 +409,9 @@ def move(conn: Connection, chosen: Chosen, target: int, priority: int | None) ->
     A submit to the target racing the move can store a hash64 after this statement looked: the
     move then fails on the unique index, and is run again in a savepoint, seeing that task. None
     when races won every attempt (the caller answers 503: a retry of the request is safe)."""
-    where, params = selection(chosen)
+    sel, params = locked_selection(chosen)
     statement = text(f"""
-        WITH {_locked(where, _OPEN)}, moved AS (
+        WITH {sel}, moved AS (
           UPDATE task t SET project = :target, assignee = NULL, lease_deadline = NULL,
                             priority = coalesce(CAST(:priority AS smallint), t.priority)
           FROM sel WHERE t.id = sel.id
