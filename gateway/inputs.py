@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import typing
 from dataclasses import dataclass
 from functools import cache
@@ -13,22 +12,11 @@ from pydantic import ValidationError
 
 from tracker import jsoncodec
 from tracker.errors import Invalid, TooLarge, Unauthorized
-from tracker.fields import INT63_MAX, Message
+from tracker.fields import INT63_MAX, Message, parse_int
 from tracker.fields import unwrap as _unwrap
 from tracker.hashing import decode_worker_secret, digest
-from tracker.routing import QueryParam, Route
+from tracker.routing import QueryRule, Route
 from tracker.wording import INVALID_WORKER_CREDENTIALS, SECRET_HEADER, SESSION_COOKIE, WORKER_ID_HEADER
-
-_INTEGER = re.compile(r"(-?)0*([0-9]{1,20})")  # ≤ 20 significant digits: int() never sees a huge string
-
-
-def parse_int(text: str, lo: int, hi: int) -> int | None:
-    """A decimal integer in lo … hi, else None; bounded so that no input can make int() raise."""
-    match = _INTEGER.fullmatch(text)
-    if match is None:
-        return None
-    value = -int(match.group(2)) if match.group(1) else int(match.group(2))
-    return value if lo <= value <= hi else None
 
 
 def read_body(req: falcon.Request, limit: int) -> bytes:
@@ -78,17 +66,18 @@ def path_id(name: str, raw: str) -> int:
     return value
 
 
-def query_params(req: falcon.Request, spec: dict[str, QueryParam]) -> dict[str, int]:
-    values: dict[str, int] = {}
+def query_params(req: falcon.Request, spec: dict[str, QueryRule]) -> dict[str, Any]:
+    """The route's query parameters (unknown ones ignored), each by its rule (tracker/routing.py)."""
+    values: dict[str, Any] = {}
     for name, rule in spec.items():
         raw = req.get_param(name)
         if raw is None:
             if rule.required:
                 raise Invalid(f"invalid query parameter '{name}': required")
             continue
-        value = parse_int(raw.strip(), rule.lo, rule.hi)
+        value = rule.parse(raw)
         if value is None:
-            raise Invalid(f"invalid query parameter '{name}': must be an integer in {rule.lo} … {rule.hi}")
+            raise Invalid(f"invalid query parameter '{name}': {rule.rule}")
         values[name] = value
     return values
 
@@ -146,7 +135,7 @@ class _Names:
 def _names(model: type[Message]) -> _Names:
     nested: dict[str, tuple[bool, type[Message]]] = {}
     for name, info in model.model_fields.items():
-        annotation = info.annotation
+        annotation = _unwrap(info)[0]  # through ``X | None``: an optional nested object folds too
         is_list = typing.get_origin(annotation) is list
         inner = typing.get_args(annotation)[0] if is_list else annotation
         if isinstance(inner, type) and issubclass(inner, Message):

@@ -205,7 +205,7 @@ def _parameters(route: Route) -> list[dict]:
                "description": "decimal integer in 1 … 2^63−1 (else 400 naming it)"}
               for name in _PATH_PARAM.findall(route.path)]
     params += [{"name": name, "in": "query", "required": rule.required,
-                "schema": {"type": "integer", "minimum": rule.lo, "maximum": rule.hi}}
+                "schema": rule.schema}
                for name, rule in route.query.items()]
     raw = route.extra(RawBody)
     if raw and raw.signature_headers:
@@ -391,9 +391,15 @@ def _schema30(schema: Any) -> Any:
             out[key] = copy.deepcopy(value)
     if "anyOf" in out and any(_is_null(s) for s in out["anyOf"]):
         others = [s for s in out.pop("anyOf") if not _is_null(s)]
+        if len(others) == 1 and "$ref" in others[0]:
+            # OpenAPI 3.0 has no nullable reference (``nullable`` works only beside a ``type``, not
+            # through a ``$ref``): the object, or a schema that admits null and nothing else.
+            return {**out, "anyOf": [others[0], {"type": "object", "nullable": True, "enum": [None]}]}
         if len(others) != 1 or "type" not in others[0]:
             raise RuntimeError(f"cannot express this nullable schema in OpenAPI 3.0: {schema}")
         out = {**others[0], **out, "nullable": True}
+        if "enum" in out and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]  # OpenAPI 3.0.3: a nullable enum lists null
     if isinstance(out.get("type"), list):  # (a lone {"type": "null"} is a member its parent's anyOf removes)
         raise RuntimeError(f"cannot express this type in OpenAPI 3.0: {schema}")
     if "const" in out:

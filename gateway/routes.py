@@ -149,7 +149,8 @@ class Dispatcher:
         """One call of the service's operation ``route.rpc``: a batch of one, or a place in the
         next batch of concurrent calls (``route.batch``). Each call is named afresh (a redelivery
         of it keeps the name), unless the client named the request with an Idempotency-Key."""
-        caller = {**caller, "deadline": time.time() + self.settings.rpc_timeout}
+        timeout = self.settings.admin_rpc_timeout if route.slow else self.settings.rpc_timeout
+        caller = {**caller, "deadline": time.time() + timeout}
         if not caller.get("keyed"):
             caller["request"] = self.names.next()
         call = [RpcCaller(**caller).wire(), route.rpc, params]
@@ -158,7 +159,7 @@ class Dispatcher:
             coalescer = self.coalescers.get(service) or self.coalescers.setdefault(
                 service, Coalescer(self.rpc, service))
             return coalescer.call(call)
-        return self.rpc.dispatch(service, [call])[0]
+        return self.rpc.dispatch(service, [call], timeout)[0]
 
     @staticmethod
     def _idempotency_key(route: Route, req: falcon.Request, caller: dict) -> None:

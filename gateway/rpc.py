@@ -58,7 +58,6 @@ class RpcClient:
         self._uri = settings.amqp_uri
         self._exchange = settings.rpc_exchange
         self._timeout = settings.rpc_timeout
-        self._expiration = str(int(settings.rpc_timeout * 1000))
         self._conn: amqp.Connection | None = None
         self._channel: amqp.Channel | None = None
         self._reply_to = ""
@@ -127,9 +126,10 @@ class RpcClient:
             waiter.done.set()  # its answer stays 503
 
     # --- calls -------------------------------------------------------------------------------
-    def dispatch(self, service: str, calls: list[list]) -> list[Reply]:
-        """``calls``: ``[caller, operation, params]`` each (tracker/contract.py)."""
-        answer = self._call(service, "dispatch", calls)
+    def dispatch(self, service: str, calls: list[list], timeout: float | None = None) -> list[Reply]:
+        """``calls``: ``[caller, operation, params]`` each (tracker/contract.py); ``timeout``: how
+        long to wait for the answer (default ``rpc_timeout``; a slow route's is longer)."""
+        answer = self._call(service, "dispatch", timeout or self._timeout, calls)
         if isinstance(answer, list) and len(answer) == len(calls):
             try:
                 return [Reply.model_validate(reply) for reply in answer]
@@ -138,7 +138,7 @@ class RpcClient:
                 return [INTERNAL_ERROR] * len(calls)
         return [INTERNAL_ERROR if answer is INTERNAL_ERROR else UNAVAILABLE] * len(calls)
 
-    def _call(self, service: str, method: str, *args) -> list | Reply | None:
+    def _call(self, service: str, method: str, timeout: float, *args) -> list | Reply | None:
         try:
             conn = self._conn or self._connect()
             channel = self._channel
@@ -150,7 +150,7 @@ class RpcClient:
         message = amqp.Message(
             jsoncodec.dumps({"args": args, "kwargs": {}}),
             content_type="application/json", content_encoding="utf-8", delivery_mode=TRANSIENT,
-            correlation_id=cid, reply_to=self._reply_to, expiration=self._expiration)
+            correlation_id=cid, reply_to=self._reply_to, expiration=str(int(timeout * 1000)))
         try:
             with self._publishing:
                 channel.basic_publish(message, exchange=self._exchange, routing_key=f"{service}.{method}",
@@ -159,9 +159,9 @@ class RpcClient:
             self._waiters.pop(cid, None)
             self._lost(conn, exc)
             return None
-        if not waiter.done.wait(self._timeout):
+        if not waiter.done.wait(timeout):
             self._waiters.pop(cid, None)
-            log.warning("no answer from %s.%s within %.1f s", service, method, self._timeout)
+            log.warning("no answer from %s.%s within %.1f s", service, method, timeout)
         return INTERNAL_ERROR if waiter.failed else waiter.answer
 
     def close(self) -> None:

@@ -39,6 +39,9 @@ SAMPLE_BODIES: dict[str, dict] = {
     "BulkSubmit": {"requests": [{"project": 6, "recipe": "r"}, {"project": 6, "recipe": "s", "hash64": 9}]},
     "ReleaseTask": {"task_id": 7, "result": 1},
     "ExtendTask": {"task_id": 7, "seconds": 60},
+    "Selection": {"filter": {"status": "failed", "q": "50%_off"}},
+    "UpdateTasks": {"ids": [8, 9], "priority": -3, "move_to": 10},
+    "EditTask": {"recipe": "r2", "retry": True},  # partial: only these two
 }
 CALLERS = ({}, {"session_digest": "d" * 64, "worker_id": 1, "worker_digest": "e" * 64})
 
@@ -71,7 +74,7 @@ def gateway_params(route: Route, caller: dict, optional_query: bool) -> tuple[di
     the extras), after their JSON trip over RPC; and the body's own params."""
     request = FakeRequest(caller)
     params: dict = {name: i for i, name in enumerate(path_names(route), start=11)}
-    params.update({name: rule.lo for name, rule in route.query.items() if rule.required or optional_query})
+    params.update({name: rule.sample for name, rule in route.query.items() if rule.required or optional_query})
     body: dict = {}
     for extra in route.extras:
         raw = extra.body(request, b'{"repository": {"full_name": "o/r"}}')

@@ -13,6 +13,7 @@ READS = {
     ("project_svc", "get"), ("project_svc", "list_projects"), ("project_svc", "access_list"),
     ("project_svc", "managers_for_project"), ("project_svc", "get_secret"), ("project_svc", "get_webhook_secret"),
     ("project_svc", "monitoring"), ("project_svc", "monitoring_between"), ("task_svc", "assignees"),
+    ("task_svc", "list_tasks"), ("task_svc", "view_task"),
     ("worker_svc", "identify"), ("worker_svc", "get"), ("worker_svc", "stats"),
 }
 # Operations that open their own transactions (tracker/service.py ``stepwise``) and say why.

@@ -11,6 +11,7 @@ every later reader of a project, worker or log entry download megabytes.
 from __future__ import annotations
 
 import copy
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -24,6 +25,17 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 from tracker.hashing import to_signed64
 
 INT63_MAX = (1 << 63) - 1
+_INTEGER = re.compile(r"(-?)0*([0-9]{1,20})")  # ≤ 20 significant digits: int() never sees a huge string
+
+
+def parse_int(text: str, lo: int, hi: int) -> int | None:
+    """A decimal integer in lo … hi, else None; bounded so that no input can make int() raise
+    (path ids, worker headers, query parameters)."""
+    match = _INTEGER.fullmatch(text)
+    if match is None:
+        return None
+    value = -int(match.group(2)) if match.group(1) else int(match.group(2))
+    return value if lo <= value <= hi else None
 
 
 def _storable(value: str) -> str:

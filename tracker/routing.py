@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from tracker.errors import Invalid, Refused
-from tracker.fields import Message
+from tracker.fields import NO_NUL, Message, parse_int
 from tracker.hashing import digest, new_session_token
 from tracker.wording import PAUSED, SESSION_COOKIE
 
@@ -31,9 +31,85 @@ class Caller(StrEnum):
 
 @dataclass(frozen=True)
 class QueryParam:
+    """An integer query parameter in ``lo … hi``. Every query kind answers the same four things:
+    ``parse`` (the value, or None when the text breaks the rule), ``rule`` (the 400's words),
+    ``schema`` (OpenAPI) and ``sample`` (a valid value, for tests of the wiring)."""
+
     lo: int
     hi: int
     required: bool = False
+
+    def parse(self, raw: str) -> int | None:
+        return parse_int(raw.strip(), self.lo, self.hi)
+
+    @property
+    def rule(self) -> str:
+        return f"must be an integer in {self.lo} … {self.hi}"
+
+    @property
+    def schema(self) -> dict:
+        return {"type": "integer", "minimum": self.lo, "maximum": self.hi}
+
+    @property
+    def sample(self) -> int:
+        return self.lo
+
+
+@dataclass(frozen=True)
+class QueryWord:
+    """A query parameter that is one of a few words, spelled exactly (``order=asc|desc``)."""
+
+    words: tuple[str, ...]
+    required: bool = False
+
+    def parse(self, raw: str) -> str | None:
+        return raw if raw in self.words else None
+
+    @property
+    def rule(self) -> str:
+        return "must be one of " + ", ".join(self.words)
+
+    @property
+    def schema(self) -> dict:
+        return {"type": "string", "enum": list(self.words)}
+
+    @property
+    def sample(self) -> str:
+        return self.words[0]
+
+
+@dataclass(frozen=True)
+class QueryText:
+    """A free-text query parameter of ``min_chars … max_chars`` characters, taken as sent (not
+    stripped: a search for " x" differs from one for "x"), storable like any text (§1.2)."""
+
+    min_chars: int
+    max_chars: int
+    required: bool = False
+
+    def parse(self, raw: str) -> str | None:
+        if not self.min_chars <= len(raw) <= self.max_chars or "\x00" in raw:
+            return None
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        return raw
+
+    @property
+    def rule(self) -> str:
+        return f"must be {self.min_chars} … {self.max_chars} characters, without U+0000"
+
+    @property
+    def schema(self) -> dict:
+        return {"type": "string", "minLength": self.min_chars, "maxLength": self.max_chars, "pattern": NO_NUL}
+
+    @property
+    def sample(self) -> str:
+        return "x" * max(1, self.min_chars)
+
+
+QueryRule = QueryParam | QueryWord | QueryText
 
 
 class Request(Protocol):
@@ -193,7 +269,7 @@ class Route:
     rpc: str  # method of the plugin's nameko service
     caller: Caller = Caller.ANYONE
     body: type[Message] | None = None
-    query: dict[str, QueryParam] = field(default_factory=dict)
+    query: dict[str, QueryRule] = field(default_factory=dict)
     # Accepts the ``Idempotency-Key`` header (extension): a retry with the same key by the same
     # worker within 24 h answers the first reply and changes nothing (tracker/idempotency.py).
     idempotency_key: bool = False
@@ -202,6 +278,10 @@ class Route:
     batch: bool = False
     extras: tuple[Extra, ...] = ()
     doc: Doc = Doc()
+    # A manager action that may run for minutes (one transaction over a million tasks): the gateway
+    # waits ``admin_rpc_timeout`` for it instead of ``rpc_timeout`` (its deadline and the request's
+    # broker expiry follow), so it is neither answered 503 nor skipped by the service as too late.
+    slow: bool = False
 
     @property
     def guarded(self) -> bool:

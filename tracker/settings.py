@@ -35,6 +35,7 @@ class Settings:
     rpc_exchange: str
     bind: str
     rpc_timeout: float
+    admin_rpc_timeout: float  # the routes declared slow (bulk task administration, maintenance)
     session_lifetime: int
     gateway_workers: int
     service_max_workers: int
@@ -101,6 +102,7 @@ def get_settings() -> Settings:
         rpc_exchange=_env("TT_RPC_EXCHANGE", "tt-rpc"),
         bind=_env("TT_BIND", "127.0.0.1:3010"),
         rpc_timeout=float(_env("TT_RPC_TIMEOUT", "10")),
+        admin_rpc_timeout=float(_env("TT_ADMIN_RPC_TIMEOUT", "600")),
         session_lifetime=int(_env("TT_SESSION_LIFETIME", str(8 * 3600))),
         gateway_workers=int(_env("TT_GATEWAY_WORKERS", "1")),
         service_max_workers=int(_env("TT_SERVICE_MAX_WORKERS", "16")),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import IntEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from tracker.fields import INT63_MAX, Id, Int64h, Message, ModelRule, NonEmptyText, Text, core_typed_dict
+from tracker.fields import INT63_MAX, Id, Int64h, Message, ModelRule, NonEmptyText, Text, core_typed_dict, text
 from tracker.hashing import to_signed64, unique_string_hash
-from tracker.routing import QueryParam
+from tracker.routing import QueryParam, QueryText, QueryWord
 
 SmallInt = Annotated[int, Field(ge=-32768, le=32767)]
 Count16 = Annotated[int, Field(ge=0, le=32767)]
@@ -179,6 +179,93 @@ class ExtendTask(Message):
 GET_QUERY = {"count": QueryParam(1, 100), "wait": QueryParam(0, 30)}
 
 
+# --- task administration (contract §6.8) ----------------------------------------------------------
+# The status filter's values, disjoint (services/task_svc/store.py STATUS_FILTERS says what each means).
+FILTER_STATUSES = ("new", "awaiting", "assigned", "failed", "closed")
+StatusFilter = Literal["new", "awaiting", "assigned", "failed", "closed"]
+SearchText = text(256, min_chars=1)
+LISTING_LIMIT = 500
+LIST_QUERY = {
+    "status": QueryWord(FILTER_STATUSES),
+    "q": QueryText(1, 256),
+    "assignee": QueryParam(1, INT63_MAX),
+    "order": QueryWord(("asc", "desc")),
+    "after": QueryParam(1, INT63_MAX),
+    "limit": QueryParam(1, LISTING_LIMIT),
+}
+MAX_SELECTED_IDS = 10_000
+
+
+class TaskFilter(Message):
+    """The listing's filters, as a selection's ``filter`` (each optional; ``{}`` = every task)."""
+
+    status: StatusFilter | None = None
+    q: SearchText | None = Field(None, description="recipe contains it, case-insensitively")
+    assignee: Id | None = Field(None, description="the row's assignee (for closed tasks: the closer)")
+
+
+def _one_selection(values: Mapping) -> str | None:
+    if (values.get("ids") is None) == (values.get("filter") is None):
+        return "invalid body: give exactly one of 'ids' and 'filter'"
+    return None
+
+
+# In JSON Schema a present key may hold null, which counts as absent (§1.1): each branch names the type.
+ONE_SELECTION = ModelRule(_one_selection, {"oneOf": [
+    {"required": ["ids"], "properties": {"ids": {"type": "array"}}},
+    {"required": ["filter"], "properties": {"filter": {"type": "object"}}}]})
+
+
+class Selection(Message):
+    """Exactly one of ``ids`` (tasks of other projects are ignored) or ``filter``."""
+
+    rules = (ONE_SELECTION,)
+    ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_SELECTED_IDS)] | None = None
+    filter: TaskFilter | None = None
+
+
+def _update_something(values: Mapping) -> str | None:
+    if values.get("priority") is None and values.get("move_to") is None:
+        return "invalid body: give at least one of 'priority' and 'move_to'"
+    return None
+
+
+class UpdateTasks(Selection):
+    """The selection, and at least one change. Only NEW and FAILED tasks change; with ``move_to``,
+    tasks whose hash64 the target holds stay (``conflicts``), and ``priority`` applies to the moved
+    ones only."""
+
+    rules = (ONE_SELECTION, ModelRule(_update_something, {"anyOf": [
+        {"required": [name], "properties": {name: {"type": "integer"}}} for name in ("priority", "move_to")]}))
+    priority: SmallInt | None = None
+    move_to: Id | None = Field(None, description="target project (MAINTENANCE needed there too)")
+
+
+EDIT_FIELDS = ("recipe", "priority", "max_retries", "max_assign_time", "verification_count", "retry")
+_EDIT_TYPES = {"recipe": "string", "retry": "boolean"}  # JSON types of the fields that are not integers
+
+
+def _edit_something(values: Mapping) -> str | None:
+    if all(values.get(name) is None for name in EDIT_FIELDS):
+        return "invalid body: give at least one of " + ", ".join(f"'{name}'" for name in EDIT_FIELDS)
+    return None
+
+
+class EditTask(Message):
+    """Any of the submit fields (same rules as /task/submit) and ``retry``; at least one."""
+
+    partial = True
+    rules = (ModelRule(_edit_something, {"anyOf": [
+        {"required": [name], "properties": {name: {"type": _EDIT_TYPES.get(name, "integer")}}}
+        for name in EDIT_FIELDS]}),)
+    recipe: NonEmptyText | None = None
+    priority: SmallInt | None = None
+    max_retries: Count16 | None = None
+    max_assign_time: Seconds31 | None = None
+    verification_count: Count16 | None = None
+    retry: bool | None = Field(None, description="also do what /project/retry_tasks does for this task")
+
+
 # --- what task_svc's operations receive over RPC (validated again there: tracker/service.py) -----
 class GetTasks(Message):
     """A task get: path ``project``, query ``count`` (absent: the one-task form) and ``wait``."""
@@ -199,6 +286,34 @@ class SubmitRows(Message):
 
 
 class ProjectRef(Message):
+    id: int
+
+
+class TaskRef(Message):
+    id: int
+
+
+class ListTasks(Message):
+    """``GET /project/tasks/{id}``: the path id and LIST_QUERY's parameters (defaults here)."""
+
+    id: int
+    status: StatusFilter | None = None
+    q: str | None = None
+    assignee: int | None = None
+    order: Literal["asc", "desc"] = "asc"
+    after: int | None = None
+    limit: int = 50
+
+
+class SelectTasks(Selection):
+    id: int
+
+
+class UpdateSelected(UpdateTasks):
+    id: int
+
+
+class EditFields(EditTask):
     id: int
 
 
@@ -274,3 +389,40 @@ class Assignees(Shape):
 
 class AffectedTasks(Shape):
     affected_tasks: Count
+
+
+class TaskRow(Shape):
+    """A task as task administration shows it (contract §6.8)."""
+
+    id: int
+    project: int
+    priority: SmallInt
+    assignee: Annotated[int, Field(ge=0, description="the last holder's worker id (for CLOSED: the closer); "
+                                                     "0 = none. Shown whether or not its lease is live")]
+    retries: Count
+    max_retries: Count
+    status: Annotated[int, Field(ge=1, le=3, description="NEW 1, FAILED 2, CLOSED 3")]
+    recipe: str = Field(description="in listings its first 1,000 characters; whole in /task/view and /task/edit")
+    recipe_length: Annotated[int, Field(ge=0, description="the whole recipe's length in characters")]
+    max_assign_time: Annotated[int, Field(ge=0, description="lease seconds; 0 = the lease never expires")]
+    assign_time: Annotated[int, Field(ge=0, description="unix seconds of the last assignment; 0 = never assigned")]
+    verification_count: Count
+    hash64: int = Field(description="the stored signed value; 0 = none")
+    lease_expires: Annotated[int, Field(ge=0, description="unix second the lease ends (past when it expired); "
+                                                          "0 when not held or the lease never expires")]
+    verifications: Annotated[int, Field(ge=0, description="verification records (quorum progress)")]
+
+
+class TaskPage(Shape):
+    tasks: Annotated[list[TaskRow], Field(max_length=LISTING_LIMIT)]
+    next: int | None = Field(description="the `after` of the next page; null when no further task matches")
+
+
+class OneTaskRow(Shape):
+    task: TaskRow
+
+
+class UpdatedTasks(Shape):
+    affected_tasks: Count
+    conflicts: Count = Field(0, description="tasks left behind: the target holds their hash64; "
+                                            "present when move_to is given")

@@ -2,18 +2,25 @@
 
 from services.task_svc.messages import (
     GET_QUERY,
+    LIST_QUERY,
     AffectedTasks,
     Assignees,
     Assignment,
     BulkSubmit,
     BulkSubmitted,
+    EditTask,
     Extended,
     ExtendTask,
     NoTask,
+    OneTaskRow,
     Released,
     ReleaseTask,
+    Selection,
     SubmitTask,
     Submitted,
+    TaskPage,
+    UpdatedTasks,
+    UpdateTasks,
 )
 from tracker.routing import BareList, Caller, Doc, LongPoll, PausedFirst, Route
 
@@ -33,10 +40,36 @@ ROUTES = [
           doc=Doc("Extend a held task's lease", reply=Extended)),
     Route("GET", "/project/assignees/{id}", "assignees",
           doc=Doc("Non-closed tasks per holder (R)", reply=Assignees, errors=(403,))),
-    Route("POST", "/project/reset_failed_tasks/{id}", "reset_failed_tasks", Caller.MANAGER,
+    Route("POST", "/project/reset_failed_tasks/{id}", "reset_failed_tasks", Caller.MANAGER, slow=True,
           doc=Doc("FAILED tasks back to NEW with retries 0 (MAINTENANCE)", reply=AffectedTasks, errors=(403,))),
-    Route("POST", "/project/hard_reset/{id}", "hard_reset", Caller.MANAGER,
+    Route("POST", "/project/hard_reset/{id}", "hard_reset", Caller.MANAGER, slow=True,
           doc=Doc("Delete every task of the project (MAINTENANCE)", reply=AffectedTasks, errors=(403,))),
-    Route("POST", "/project/reclaim_assigned_tasks/{id}", "reclaim_assigned_tasks", Caller.MANAGER,
+    Route("POST", "/project/reclaim_assigned_tasks/{id}", "reclaim_assigned_tasks", Caller.MANAGER, slow=True,
           doc=Doc("Unassign every held NEW task (MAINTENANCE)", reply=AffectedTasks, errors=(403,))),
+    # --- task administration (contract §6.8) ---
+    Route("GET", "/project/tasks/{id}", "list_tasks", Caller.MANAGER, query=LIST_QUERY,
+          doc=Doc("List tasks by status, recipe text and assignee, a page at a time (READ)",
+                  "Cursor paging by task id: pass `next` as `after` for the next page; `next` is null exactly "
+                  "when no further task matches. Listed recipes hold at most their first 1,000 characters. "
+                  "Bad parameter values are 400 naming the parameter; unknown parameters are ignored.",
+                  reply=TaskPage, errors=(403,))),
+    Route("GET", "/task/view/{id}", "view_task", Caller.MANAGER,
+          doc=Doc("One task with its whole recipe (READ on its project)", reply=OneTaskRow, errors=(403,))),
+    Route("POST", "/project/retry_tasks/{id}", "retry_tasks", Caller.MANAGER, body=Selection, slow=True,
+          doc=Doc("Selected FAILED and NEW tasks back to NEW, retries 0, unassigned (MAINTENANCE)",
+                  "Atomic. CLOSED tasks are left alone and not counted; verification records are deleted.",
+                  reply=AffectedTasks, errors=(403,))),
+    Route("POST", "/project/delete_tasks/{id}", "delete_tasks", Caller.MANAGER, body=Selection, slow=True,
+          doc=Doc("Delete the selected tasks in any status (MAINTENANCE)",
+                  "Atomic. Their hashes may be submitted again; counters keep their values.",
+                  reply=AffectedTasks, errors=(403,))),
+    Route("POST", "/project/update_tasks/{id}", "update_tasks", Caller.MANAGER, body=UpdateTasks, slow=True,
+          doc=Doc("Re-prioritise or move the selected NEW and FAILED tasks (MAINTENANCE)",
+                  "Atomic. `move_to` needs MAINTENANCE on the target too (403; unknown target 404; this "
+                  "project 400); tasks whose hash64 the target holds stay and are counted in `conflicts`.",
+                  reply=UpdatedTasks, errors=(403,))),
+    Route("POST", "/task/edit/{id}", "edit_task", Caller.MANAGER, body=EditTask,
+          doc=Doc("Edit a task that is neither held nor CLOSED (MAINTENANCE on its project)",
+                  "409 `Task is assigned` for a held task, `Task is closed` for a CLOSED one. The hash64 "
+                  "stays as it was.", reply=OneTaskRow, errors=(403, 409))),
 ]

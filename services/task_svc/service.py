@@ -20,20 +20,29 @@ from services.task_svc.messages import (
     Assignees,
     Assignment,
     BulkSubmitted,
+    EditFields,
     Extended,
     ExtendTask,
     GetTasks,
+    ListTasks,
     NoTask,
+    OneTaskRow,
     ProjectRef,
     Released,
     ReleaseOutcome,
     ReleaseTask,
+    SelectTasks,
     SubmitRow,
     SubmitRows,
     Submitted,
+    TaskPage,
+    TaskRef,
+    TaskStatus,
+    UpdatedTasks,
+    UpdateSelected,
 )
 from tracker import idempotency, ratelimit
-from tracker.access import ROLE_MAINTENANCE, ProjectAccess, project_access
+from tracker.access import ROLE_MAINTENANCE, ROLE_READ, ProjectAccess, project_access
 from tracker.contract import Reply
 from tracker.db import transaction
 from tracker.errors import (
@@ -43,6 +52,7 @@ from tracker.errors import (
     NotFound,
     RateLimited,
     Refused,
+    Unavailable,
     declined,
     ok,
     with_counts,
@@ -209,6 +219,107 @@ class TaskService(Service):
     @operation(ProjectRef, once=True)
     def reclaim_assigned_tasks(self, conn, ident, params: ProjectRef):
         return self._maintain(conn, ident, params.id, store.reclaim_assigned, frees_tasks=True)
+
+    # --- task administration (contract §6.8) ---------------------------------------------------
+    @staticmethod
+    def _role(conn, ident, project_id: int, role: int, what: str) -> None:
+        """404 for an unknown project, then 403 without the role (tracker admins always pass)."""
+        ident.require_manager()
+        if not project_access(conn, ident, project_id).has_role(role):
+            raise Forbidden(f"{what} role required on this project")
+
+    @staticmethod
+    def _chosen(params: SelectTasks) -> store.Chosen:
+        found = params.filter
+        if found is None:
+            return store.Chosen(params.id, ids=list(params.ids))
+        return store.Chosen(params.id, status=found.status, q=found.q, assignee=found.assignee)
+
+    @staticmethod
+    def _logged(ident, action: str, project: int, count: int) -> None:
+        log.info("manager %d: %s on project %d: %d tasks", ident.manager_id, action, project, count)
+
+    @operation(ListTasks)
+    def list_tasks(self, conn, ident, params: ListTasks):
+        self._role(conn, ident, params.id, ROLE_READ, "READ")
+        chosen = store.Chosen(params.id, status=params.status, q=params.q, assignee=params.assignee)
+        rows, cursor = store.list_tasks(conn, chosen, params.order == "desc", params.after, params.limit)
+        return ok(content(TaskPage, tasks=rows, next=cursor))
+
+    @classmethod
+    def _task(cls, conn, ident, read, task_id: int, role: int, what: str) -> dict:
+        """The task as ``read`` finds it: 401 for no manager, 404 for an unknown task, then the
+        role on the task's project (§6.4's order)."""
+        ident.require_manager()
+        task = read(conn, task_id)
+        if task is None:
+            raise NotFound("Task not found")
+        cls._role(conn, ident, task["project"], role, what)
+        return task
+
+    @operation(TaskRef)
+    def view_task(self, conn, ident, params: TaskRef):
+        row = self._task(conn, ident, store.task_row, params.id, ROLE_READ, "READ")
+        return ok(content(OneTaskRow, task=row))
+
+    @operation(SelectTasks, once=True)
+    def retry_tasks(self, conn, ident, params: SelectTasks):
+        self._role(conn, ident, params.id, ROLE_MAINTENANCE, "MAINTENANCE")
+        affected = store.retry(conn, self._chosen(params))
+        if affected:
+            store.wake(conn, params.id)
+        self._logged(ident, "retry_tasks", params.id, affected)
+        return ok(content(AffectedTasks, affected_tasks=affected))
+
+    @operation(SelectTasks, once=True)
+    def delete_tasks(self, conn, ident, params: SelectTasks):
+        self._role(conn, ident, params.id, ROLE_MAINTENANCE, "MAINTENANCE")
+        affected = store.delete(conn, self._chosen(params))
+        self._logged(ident, "delete_tasks", params.id, affected)
+        return ok(content(AffectedTasks, affected_tasks=affected))
+
+    @operation(UpdateSelected, once=True)
+    def update_tasks(self, conn, ident, params: UpdateSelected):
+        if params.move_to == params.id:
+            raise Invalid("invalid field 'move_to': must be another project than this one")
+        self._role(conn, ident, params.id, ROLE_MAINTENANCE, "MAINTENANCE")
+        chosen = self._chosen(params)
+        if params.move_to is None:
+            affected = store.set_priority(conn, chosen, params.priority)
+            self._logged(ident, "update_tasks", params.id, affected)
+            return ok(content(UpdatedTasks, affected_tasks=affected))
+        try:
+            self._role(conn, ident, params.move_to, ROLE_MAINTENANCE, "MAINTENANCE")
+        except NotFound:
+            raise NotFound("Target project not found") from None
+        except Forbidden:
+            raise Forbidden("MAINTENANCE role required on the target project") from None
+        moved = store.move(conn, chosen, params.move_to, params.priority)
+        if moved is None:
+            raise Unavailable()
+        affected, conflicts = moved
+        if affected:
+            store.wake(conn, params.move_to)
+        self._logged(ident, f"update_tasks (move to {params.move_to})", params.id, affected)
+        return ok(content(UpdatedTasks, affected_tasks=affected, conflicts=conflicts))
+
+    @operation(EditFields, once=True)
+    def edit_task(self, conn, ident, params: EditFields):
+        """404, then MAINTENANCE on the task's project, then 409 for a held or CLOSED task."""
+        task = self._task(conn, ident, store.lock_task, params.id, ROLE_MAINTENANCE, "MAINTENANCE")
+        if task["status"] == TaskStatus.CLOSED:
+            raise Conflict("Task is closed")
+        if task["held"]:
+            raise Conflict("Task is assigned")
+        fields = params.model_dump(exclude_unset=True, exclude={"id", "retry"})
+        if "verification_count" in fields:
+            fields["verification_count"] = max(1, fields["verification_count"])  # as /task/submit stores it
+        store.edit(conn, params.id, fields)
+        if params.retry:
+            store.retry_one(conn, params.id)
+            store.wake(conn, task["project"])
+        self._logged(ident, "edit_task", task["project"], 1)
+        return ok(content(OneTaskRow, task=store.task_row(conn, params.id)))
 
     @timer(interval=60)
     def prune_outcomes(self):

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import psycopg
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 
 from services.task_svc.messages import TASK_ROW, ReleaseOutcome, TaskStatus
 from tracker import jsoncodec
 from tracker.db import defer
+from tracker.fields import INT63_MAX
 from tracker.wording import TASK_READY_CHANNEL
 
 NEW, FAILED, CLOSED = TaskStatus.NEW.value, TaskStatus.FAILED.value, TaskStatus.CLOSED.value
@@ -255,3 +257,212 @@ def assignees(conn: Connection, project: int) -> list[dict]:
             GROUP BY 1) g
         ORDER BY task_count, assignee COLLATE "C" LIMIT 16"""), {"p": project}).mappings()
     return [dict(r) for r in rows]
+
+
+# --- task administration (contract §6.8) -------------------------------------------------------
+# Every statement below selects with ``selection()``; actions lock what they select in id order
+# (``FOR UPDATE`` below an ``ORDER BY id`` on the (project, id) index) so two actions, or an action
+# and a batch of releases, take their row locks in one order. Gets pass locked rows by (SKIP LOCKED).
+LISTED_RECIPE = 1000  # characters of the recipe a listing carries (the whole one: /task/view)
+
+# Held: an assignee and a live lease. The clock is read once per statement (an InitPlan), not per row.
+_HELD = "t.assignee IS NOT NULL AND (t.lease_deadline IS NULL OR t.lease_deadline > (SELECT clock_timestamp()))"
+_VERIFIED = "EXISTS (SELECT 1 FROM task_verification v WHERE v.task_id = t.id)"
+STATUS_FILTERS = {
+    "new": f"t.status = {NEW} AND NOT ({_HELD}) AND NOT {_VERIFIED}",
+    "awaiting": f"t.status = {NEW} AND NOT ({_HELD}) AND {_VERIFIED}",
+    "assigned": f"t.status = {NEW} AND {_HELD}",
+    "failed": f"t.status = {FAILED}",
+    "closed": f"t.status = {CLOSED}",
+}
+
+
+def _row_columns(recipe: str) -> str:
+    return f"""t.id, t.project, t.priority, coalesce(t.assignee, 0) AS assignee, t.retries, t.max_retries, t.status,
+        {recipe} AS recipe, length(t.recipe) AS recipe_length, t.max_assign_time, t.assign_time,
+        t.verification_count, t.hash64,
+        coalesce(ceil(extract(epoch FROM t.lease_deadline))::bigint, 0) AS lease_expires,
+        (SELECT count(*) FROM task_verification v WHERE v.task_id = t.id) AS verifications"""
+
+
+# A listing ships a recipe's first characters only: a 1 MiB recipe never leaves the database whole.
+LISTED_COLUMNS = _row_columns(f"left(t.recipe, {LISTED_RECIPE})")
+WHOLE_COLUMNS = _row_columns("t.recipe")
+
+
+def like_pattern(text_: str) -> str:
+    """An ILIKE pattern matching ``text_`` as a literal substring: ``\\``, ``%`` and ``_`` escaped
+    (backslash is LIKE's default escape character). A trigram index can serve ``ILIKE`` with it."""
+    escaped = text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """Which tasks of a project a listing or an action is about: ``ids``, or the filters (any of
+    status, q, assignee; none = every task)."""
+
+    project: int
+    ids: list[int] | None = None
+    status: str | None = None
+    q: str | None = None
+    assignee: int | None = None
+
+
+def selection(chosen: Chosen, by_project: bool = True) -> tuple[str, dict]:
+    """The WHERE condition on ``task t`` (and its parameters) selecting ``chosen``; without
+    ``by_project`` the caller bounds the project itself (list_query)."""
+    parts, params = ["t.project = :p"] if by_project else [], {"p": chosen.project}
+    if chosen.ids is not None:
+        parts.append("t.id = ANY(CAST(:ids AS bigint[]))")
+        params["ids"] = chosen.ids
+    if chosen.status is not None:
+        parts.append(STATUS_FILTERS[chosen.status])
+    if chosen.q is not None:
+        parts.append("t.recipe ILIKE :pattern")
+        params["pattern"] = like_pattern(chosen.q)
+    if chosen.assignee is not None:
+        parts.append("t.assignee = :assignee")
+        params["assignee"] = chosen.assignee
+    return " AND ".join(parts) or "true", params
+
+
+# A page is the range of (project, id) past the cursor, bounded as a row comparison and a project
+# bound rather than ``project = :p AND id > :after``: with the project an equality, the planner may
+# read the primary key in id order and filter by project (it did, on stale statistics: a walk of
+# the whole table for a small project); this way only task_project_id gives the order (tests/test_plans.py).
+_PAGE = {False: "(t.project, t.id) > (:p, :after) AND t.project <= :p",
+         True: "(t.project, t.id) < (:p, :after) AND t.project >= :p"}
+
+
+def list_query(chosen: Chosen, descending: bool, after: int | None, limit: int) -> tuple:
+    """One page: up to ``limit`` + 1 rows past the cursor in id order (the extra row says whether
+    a next page exists). A range of the (project, id) index, never an offset."""
+    where, params = selection(chosen, by_project=False)
+    if after is None:
+        after = INT63_MAX if descending else 0
+    direction = "DESC" if descending else "ASC"
+    return text(f"""
+        SELECT {LISTED_COLUMNS} FROM task t WHERE {_PAGE[descending]} AND {where}
+        ORDER BY t.project {direction}, t.id {direction} LIMIT :n"""), {**params, "after": after, "n": limit + 1}
+
+
+def list_tasks(conn: Connection, chosen: Chosen, descending: bool, after: int | None,
+               limit: int) -> tuple[list[dict], int | None]:
+    """A page of rows and the cursor of the next page (None: no further task matches)."""
+    statement, params = list_query(chosen, descending, after, limit)
+    rows = [dict(r) for r in conn.execute(statement, params).mappings()]
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1]["id"]
+    return rows, None
+
+
+def task_row(conn: Connection, task_id: int) -> dict | None:
+    """One task with its whole recipe, or None."""
+    row = conn.execute(text(f"SELECT {WHOLE_COLUMNS} FROM task t WHERE t.id = :id"), {"id": task_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def lock_task(conn: Connection, task_id: int) -> dict | None:
+    """The task's project, status and whether it is held, its row locked; None when it is missing."""
+    row = conn.execute(text(f"""
+        SELECT t.project, t.status, (t.status = {NEW} AND {_HELD}) AS held FROM task t WHERE t.id = :id FOR UPDATE"""),
+        {"id": task_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def locked_selection(chosen: Chosen, open_only: bool = True) -> tuple[str, dict]:
+    """The CTE ``sel``: the selected tasks' ids (and hash64) — only NEW and FAILED ones with
+    ``open_only`` — locked in id order along task_project_id (bounded as a page is, for the same
+    reason: tests/test_plans.py), and its parameters."""
+    where, params = selection(chosen, by_project=False)
+    if open_only:
+        where += f" AND t.status IN ({NEW}, {FAILED})"
+    return (f"sel AS (SELECT t.id, t.hash64 FROM task t WHERE {_PAGE[False]} AND {where}"
+            " ORDER BY t.project, t.id FOR UPDATE)"), {**params, "after": 0}
+
+# Retried tasks are collected in a temporary table so that their verification records are deleted
+# by a later statement: a quorum vote committed while this one waited for the task's row lock is
+# visible to that statement, not to this one's snapshot.
+_RETRIED = text("CREATE TEMPORARY TABLE tt_retried (id bigint PRIMARY KEY) ON COMMIT DROP")
+_FORGET_VOTES = text("DELETE FROM task_verification v USING tt_retried r WHERE v.task_id = r.id")
+
+
+def retry(conn: Connection, chosen: Chosen) -> int:
+    """Selected NEW and FAILED tasks → NEW, retries 0, unassigned, no verification records; the
+    number of them (already pristine ones included)."""
+    sel, params = locked_selection(chosen)
+    conn.execute(_RETRIED)
+    count = conn.execute(text(f"""
+        WITH {sel}, retried AS (
+          UPDATE task t SET status = {NEW}, retries = 0, assignee = NULL, lease_deadline = NULL
+          FROM sel WHERE t.id = sel.id RETURNING t.id)
+        INSERT INTO tt_retried SELECT id FROM retried"""), params).rowcount
+    conn.execute(_FORGET_VOTES)
+    conn.execute(text("DROP TABLE tt_retried"))
+    return count
+
+
+def delete(conn: Connection, chosen: Chosen) -> int:
+    """Selected tasks in any status; their verification records go by cascade."""
+    sel, params = locked_selection(chosen, open_only=False)
+    return conn.execute(text(f"""
+        WITH {sel}
+        DELETE FROM task t USING sel WHERE t.id = sel.id"""), params).rowcount
+
+
+def set_priority(conn: Connection, chosen: Chosen, priority: int) -> int:
+    sel, params = locked_selection(chosen)
+    return conn.execute(text(f"""
+        WITH {sel}
+        UPDATE task t SET priority = :priority FROM sel WHERE t.id = sel.id"""),
+        {**params, "priority": priority}).rowcount
+
+
+MOVE_ATTEMPTS = 5
+
+
+def move(conn: Connection, chosen: Chosen, target: int, priority: int | None) -> tuple[int, int] | None:
+    """Selected NEW and FAILED tasks → project ``target``, unassigned (and ``priority``, if given),
+    except those whose hash64 the target holds; (moved, conflicts).
+
+    A submit to the target racing the move can store a hash64 after this statement looked: the
+    move then fails on the unique index, and is run again in a savepoint, seeing that task. None
+    when races won every attempt (the caller answers 503: a retry of the request is safe)."""
+    sel, params = locked_selection(chosen)
+    statement = text(f"""
+        WITH {sel}, moved AS (
+          UPDATE task t SET project = :target, assignee = NULL, lease_deadline = NULL,
+                            priority = coalesce(CAST(:priority AS smallint), t.priority)
+          FROM sel WHERE t.id = sel.id
+            AND (sel.hash64 = 0 OR NOT EXISTS (
+                 SELECT 1 FROM task x WHERE x.project = :target AND x.hash64 = sel.hash64))
+          RETURNING 1)
+        SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM sel) AS selected""")
+    params = {**params, "target": target, "priority": priority}
+    for _ in range(MOVE_ATTEMPTS):
+        try:
+            with conn.begin_nested():
+                row = conn.execute(statement, params).one()
+            return row.moved, row.selected - row.moved
+        except IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "23505":
+                raise
+    return None
+
+
+def edit(conn: Connection, task_id: int, fields: dict) -> None:
+    """Set the given columns of one (locked) task; nothing else is recomputed (hash64 stays)."""
+    columns = [name for name in ("recipe", "priority", "max_retries", "max_assign_time", "verification_count")
+               if name in fields]
+    if columns:
+        conn.execute(text(f"UPDATE task SET {', '.join(f'{c} = :{c}' for c in columns)} WHERE id = :id"),
+                     {**{c: fields[c] for c in columns}, "id": task_id})
+
+
+def retry_one(conn: Connection, task_id: int) -> None:
+    """What retry() does, for one locked task (its row lock is held: no vote can arrive after)."""
+    conn.execute(text(f"""
+        UPDATE task SET status = {NEW}, retries = 0, assignee = NULL, lease_deadline = NULL WHERE id = :id"""),
+        {"id": task_id})
+    conn.execute(text("DELETE FROM task_verification WHERE task_id = :id"), {"id": task_id})

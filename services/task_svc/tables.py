@@ -37,6 +37,9 @@ Index("task_pick", task.c.project, task.c.priority.desc(), task.c.id,
 Index("task_lease", task.c.project, task.c.lease_deadline,
       postgresql_where=text("status = 1 AND assignee IS NOT NULL AND lease_deadline IS NOT NULL"))
 
+# Task administration (contract §6.8): listings page by id within a project, actions lock in that order.
+Index("task_project_id", task.c.project, task.c.id)
+
 
 task_verification = Table(
     "task_verification",
