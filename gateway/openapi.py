@@ -392,13 +392,14 @@ def _schema30(schema: Any) -> Any:
     if "anyOf" in out and any(_is_null(s) for s in out["anyOf"]):
         others = [s for s in out.pop("anyOf") if not _is_null(s)]
         if len(others) == 1 and "$ref" in others[0]:
-            # OpenAPI 3.0 has no nullable reference (``nullable`` needs a ``type`` beside it); an
-            # optional nested object of a request body is documented as the object, since a null
-            # field counts as absent anyway (contract §1.1).
-            return {**out, "allOf": [others[0]]}
+            # OpenAPI 3.0 has no nullable reference (``nullable`` works only beside a ``type``, not
+            # through a ``$ref``): the object, or a schema that admits null and nothing else.
+            return {**out, "anyOf": [others[0], {"type": "object", "nullable": True, "enum": [None]}]}
         if len(others) != 1 or "type" not in others[0]:
             raise RuntimeError(f"cannot express this nullable schema in OpenAPI 3.0: {schema}")
         out = {**others[0], **out, "nullable": True}
+        if "enum" in out and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]  # OpenAPI 3.0.3: a nullable enum lists null
     if isinstance(out.get("type"), list):  # (a lone {"type": "null"} is a member its parent's anyOf removes)
         raise RuntimeError(f"cannot express this type in OpenAPI 3.0: {schema}")
     if "const" in out:

@@ -10,7 +10,7 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import OpenAPIV30SpecValidator, validate
 
-from tests.harness import Api
+from tests.harness import Api, assert_ok
 
 # The route table of contract §6, written out (``:id`` → ``{id}``, as §6 says the document spells it).
 CONTRACT_ROUTES = {
@@ -36,6 +36,8 @@ CONTRACT_ROUTES = {
     ("POST", "/log/trace"), ("POST", "/log/info"), ("POST", "/log/warn"), ("POST", "/log/error"),
     ("POST", "/logs"),
     ("POST", "/git/receivehook"),
+    ("GET", "/project/tasks/{id}"), ("GET", "/task/view/{id}"), ("POST", "/project/retry_tasks/{id}"),
+    ("POST", "/project/delete_tasks/{id}"), ("POST", "/project/update_tasks/{id}"), ("POST", "/task/edit/{id}"),
     ("GET", "/docs"),  # not in the contract's table: the gateway's interactive reference (gateway/docs.py)
 }
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "trace")
@@ -285,6 +287,58 @@ def test_task_bodies(doc, admin, make_project, grant):
     ])
     agree(doc, worker, "/task/extend", [{"task_id": 1 << 62, "seconds": 1}, {"task_id": 1, "seconds": 0},
                                         {"task_id": 1, "seconds": 604801}])
+
+
+def test_task_admin_bodies_and_answers(doc, admin, make_project, grant):
+    """Selections, updates and edits (contract §6.8): the schema accepts a body ⇔ the gateway does
+    not answer 400; and each route's live answers match its reply schema."""
+    worker = Api(admin.base).new_worker()
+    project, target = make_project(), make_project()
+    grant(worker, project)
+    grant(worker, target)
+    ids = [assert_ok(worker.post("/task/submit", {"project": project, "recipe": f"r{i}", "hash64": 700 + i}))
+           ["content"]["id"] for i in range(4)]
+    assert_ok(worker.post("/task/submit", {"project": target, "recipe": "there", "hash64": 703}))
+    selections = [{"ids": [1 << 62]}, {"filter": {}}, {"filter": {"status": "closed", "q": "zz", "assignee": 1}},
+                  {"ids": [1 << 62], "filter": None}, {"ids": None, "filter": {"status": "failed"}},
+                  {}, {"ids": [1], "filter": {}}, {"ids": []}, {"ids": [0]}, {"filter": {"status": "x"}},
+                  {"filter": {"q": ""}}, {"filter": []}, {"ids": None, "filter": None}]
+    for action in ("retry_tasks", "delete_tasks"):
+        agree(doc, admin, f"/project/{action}/{project}", [{**s, "filter": {"status": "closed"}} if s == {"filter": {}}
+                                                           else s for s in selections],
+              f"/project/{action}/{{id}}")
+    agree(doc, admin, f"/project/update_tasks/{project}", [
+        {"filter": {"status": "closed"}, "priority": 1}, {"ids": [1 << 62], "move_to": target},
+        {"filter": {"status": "closed"}}, {"filter": {"status": "closed"}, "priority": None},
+        {"filter": {"status": "closed"}, "priority": 32768}, {"ids": [1 << 62], "move_to": 0},
+        {"priority": 1},
+    ], "/project/update_tasks/{id}")
+    agree(doc, admin, f"/task/edit/{ids[0]}", [
+        {"priority": 2}, {"retry": False}, {"recipe": "r0", "max_retries": 1, "max_assign_time": 0,
+                                            "verification_count": 1},
+        {}, {"retry": None}, {"recipe": ""}, {"priority": 1.5}, {"retry": 1}, {"max_assign_time": -1},
+    ], "/task/edit/{id}")
+
+    body = check_answer(doc, "GET", "/project/tasks/{id}", admin.get(f"/project/tasks/{project}?limit=2"))
+    assert len(body["content"]["tasks"]) == 2 and body["content"]["next"] == body["content"]["tasks"][1]["id"]
+    body = check_answer(doc, "GET", "/project/tasks/{id}", admin.get(f"/project/tasks/{project}?order=desc"))
+    assert body["content"]["next"] is None
+    check_answer(doc, "GET", "/project/tasks/{id}", admin.get(f"/project/tasks/{project}?status=nope"))
+    check_answer(doc, "GET", "/task/view/{id}", admin.get(f"/task/view/{ids[0]}"))
+    check_answer(doc, "GET", "/task/view/{id}", admin.get(f"/task/view/{1 << 62}"))
+    check_answer(doc, "POST", "/task/edit/{id}", admin.post(f"/task/edit/{ids[0]}", {"priority": 3, "retry": True}))
+    check_answer(doc, "POST", "/project/retry_tasks/{id}", admin.post(f"/project/retry_tasks/{project}",
+                                                                      {"ids": ids}))
+    body = check_answer(doc, "POST", "/project/update_tasks/{id}", admin.post(
+        f"/project/update_tasks/{project}", {"filter": {}, "move_to": target, "priority": 4}))
+    assert body["content"] == {"affected_tasks": 3, "conflicts": 1}
+    body = check_answer(doc, "POST", "/project/update_tasks/{id}", admin.post(
+        f"/project/update_tasks/{project}", {"filter": {}, "priority": 4}))
+    assert body["content"] == {"affected_tasks": 1}
+    check_answer(doc, "POST", "/project/delete_tasks/{id}", admin.post(f"/project/delete_tasks/{target}",
+                                                                       {"filter": {}}))
+    take = assert_ok(worker.get(f"/task/get/{project}"))["content"]["task"]
+    check_answer(doc, "POST", "/task/edit/{id}", admin.post(f"/task/edit/{take['id']}", {"priority": 1}))  # 409
 
 
 # --- live answers match the documented reply schemas -------------------------------------------------

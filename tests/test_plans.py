@@ -229,6 +229,43 @@ def test_stale_statistics_after_bulk_load_into_new_project(stale, mode):
     _check_release(stale, STALE_NEW, mode)
 
 
+def _check_listing(url: str, project: int, mode: str, descending: bool, **filters) -> None:
+    """A page of task administration's listing (contract §6.8) is a range of ``task_project_id`` read
+    in the page's order: no sort, no offset, whatever the statistics say."""
+    statement, params = store.list_query(store.Chosen(project, **filters), descending, 1000, 50)
+    plan = _prepared_plan(url, mode, statement, params)
+    kinds = [n["Node Type"] for n in _nodes(plan)]
+    assert "Sort" not in kinds and "Incremental Sort" not in kinds, _describe(plan)
+    assert [(n["Node Type"], n.get("Index Name"), n.get("Scan Direction")) for n in _task_scans(plan)] == \
+        [("Index Scan", "task_project_id", "Backward" if descending else "Forward")], _describe(plan)
+
+
+def _check_selection(url: str, project: int, mode: str, **filters) -> None:
+    """The bulk actions lock their selection in id order along the same index, without a sort."""
+    sel, params = store.locked_selection(store.Chosen(project, **filters))
+    plan = _prepared_plan(url, mode, text(f"WITH {sel} SELECT count(*) FROM sel"), params)
+    kinds = [n["Node Type"] for n in _nodes(plan)]
+    assert "Sort" not in kinds and "Incremental Sort" not in kinds, _describe(plan)
+    assert [(n["Node Type"], n.get("Index Name"), n.get("Scan Direction")) for n in _task_scans(plan)] == \
+        [("Index Scan", "task_project_id", "Forward")], _describe(plan)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_bulk_actions_select_along_the_project_id_index(stale, mode):
+    for project in (STALE_NEW, OLD):
+        _check_selection(stale, project, mode)
+        _check_selection(stale, project, mode, status="failed", q="n")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("descending", [False, True], ids=["asc", "desc"])
+def test_the_task_listing_pages_along_the_project_id_index(stale, mode, descending):
+    for project in (STALE_NEW, OLD):
+        _check_listing(stale, project, mode, descending)
+        _check_listing(stale, project, mode, descending, status="failed")
+        _check_listing(stale, project, mode, descending, q="n", assignee=3)
+
+
 def test_the_functions_use_the_status_values_python_uses():
     """The database functions spell the task statuses of ``TaskStatus`` (one source: migration
     0008 states them once, and this is where they must agree)."""

@@ -202,7 +202,10 @@ def _one_selection(values: Mapping) -> str | None:
     return None
 
 
-ONE_SELECTION = ModelRule(_one_selection, {"oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]})
+# In JSON Schema a present key may hold null, which counts as absent (§1.1): each branch names the type.
+ONE_SELECTION = ModelRule(_one_selection, {"oneOf": [
+    {"required": ["ids"], "properties": {"ids": {"type": "array"}}},
+    {"required": ["filter"], "properties": {"filter": {"type": "object"}}}]})
 
 
 class Selection(Message):
@@ -224,13 +227,14 @@ class UpdateTasks(Selection):
     tasks whose hash64 the target holds stay (``conflicts``), and ``priority`` applies to the moved
     ones only."""
 
-    rules = (ONE_SELECTION, ModelRule(_update_something, {"anyOf": [{"required": ["priority"]},
-                                                                    {"required": ["move_to"]}]}))
+    rules = (ONE_SELECTION, ModelRule(_update_something, {"anyOf": [
+        {"required": [name], "properties": {name: {"type": "integer"}}} for name in ("priority", "move_to")]}))
     priority: SmallInt | None = None
     move_to: Id | None = Field(None, description="target project (MAINTENANCE needed there too)")
 
 
 EDIT_FIELDS = ("recipe", "priority", "max_retries", "max_assign_time", "verification_count", "retry")
+_EDIT_TYPES = {"recipe": "string", "retry": "boolean"}  # JSON types of the fields that are not integers
 
 
 def _edit_something(values: Mapping) -> str | None:
@@ -243,7 +247,9 @@ class EditTask(Message):
     """Any of the submit fields (same rules as /task/submit) and ``retry``; at least one."""
 
     partial = True
-    rules = (ModelRule(_edit_something, {"anyOf": [{"required": [name]} for name in EDIT_FIELDS]}),)
+    rules = (ModelRule(_edit_something, {"anyOf": [
+        {"required": [name], "properties": {name: {"type": _EDIT_TYPES.get(name, "integer")}}}
+        for name in EDIT_FIELDS]}),)
     recipe: NonEmptyText | None = None
     priority: SmallInt | None = None
     max_retries: Count16 | None = None

@@ -52,6 +52,7 @@ from tracker.errors import (
     NotFound,
     RateLimited,
     Refused,
+    Unavailable,
     declined,
     ok,
     with_counts,
@@ -245,13 +246,20 @@ class TaskService(Service):
         rows, cursor = store.list_tasks(conn, chosen, params.order == "desc", params.after, params.limit)
         return ok(content(TaskPage, tasks=rows, next=cursor))
 
+    @classmethod
+    def _task(cls, conn, ident, read, task_id: int, role: int, what: str) -> dict:
+        """The task as ``read`` finds it: 401 for no manager, 404 for an unknown task, then the
+        role on the task's project (§6.4's order)."""
+        ident.require_manager()
+        task = read(conn, task_id)
+        if task is None:
+            raise NotFound("Task not found")
+        cls._role(conn, ident, task["project"], role, what)
+        return task
+
     @operation(TaskRef)
     def view_task(self, conn, ident, params: TaskRef):
-        ident.require_manager()
-        row = store.task_row(conn, params.id)
-        if row is None:
-            raise NotFound("Task not found")
-        self._role(conn, ident, row["project"], ROLE_READ, "READ")
+        row = self._task(conn, ident, store.task_row, params.id, ROLE_READ, "READ")
         return ok(content(OneTaskRow, task=row))
 
     @operation(SelectTasks, once=True)
@@ -286,7 +294,10 @@ class TaskService(Service):
             raise NotFound("Target project not found") from None
         except Forbidden:
             raise Forbidden("MAINTENANCE role required on the target project") from None
-        affected, conflicts = store.move(conn, chosen, params.move_to, params.priority)
+        moved = store.move(conn, chosen, params.move_to, params.priority)
+        if moved is None:
+            raise Unavailable()
+        affected, conflicts = moved
         if affected:
             store.wake(conn, params.move_to)
         self._logged(ident, f"update_tasks (move to {params.move_to})", params.id, affected)
@@ -295,11 +306,7 @@ class TaskService(Service):
     @operation(EditFields, once=True)
     def edit_task(self, conn, ident, params: EditFields):
         """404, then MAINTENANCE on the task's project, then 409 for a held or CLOSED task."""
-        ident.require_manager()
-        task = store.lock_task(conn, params.id)
-        if task is None:
-            raise NotFound("Task not found")
-        self._role(conn, ident, task["project"], ROLE_MAINTENANCE, "MAINTENANCE")
+        task = self._task(conn, ident, store.lock_task, params.id, ROLE_MAINTENANCE, "MAINTENANCE")
         if task["status"] == TaskStatus.CLOSED:
             raise Conflict("Task is closed")
         if task["held"]:

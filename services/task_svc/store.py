@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.task_svc.messages import TASK_ROW, ReleaseOutcome, TaskStatus
 from tracker.db import defer
+from tracker.fields import INT63_MAX
 from tracker.wording import TASK_READY_CHANNEL
 
 NEW, FAILED, CLOSED = TaskStatus.NEW.value, TaskStatus.FAILED.value, TaskStatus.CLOSED.value
@@ -288,9 +289,10 @@ class Chosen:
     assignee: int | None = None
 
 
-def selection(chosen: Chosen) -> tuple[str, dict]:
-    """The WHERE condition on ``task t`` (and its parameters) selecting ``chosen``."""
-    parts, params = ["t.project = :p"], {"p": chosen.project}
+def selection(chosen: Chosen, by_project: bool = True) -> tuple[str, dict]:
+    """The WHERE condition on ``task t`` (and its parameters) selecting ``chosen``; without
+    ``by_project`` the caller bounds the project itself (list_query)."""
+    parts, params = ["t.project = :p"] if by_project else [], {"p": chosen.project}
     if chosen.ids is not None:
         parts.append("t.id = ANY(CAST(:ids AS bigint[]))")
         params["ids"] = chosen.ids
@@ -302,19 +304,27 @@ def selection(chosen: Chosen) -> tuple[str, dict]:
     if chosen.assignee is not None:
         parts.append("t.assignee = :assignee")
         params["assignee"] = chosen.assignee
-    return " AND ".join(parts), params
+    return " AND ".join(parts) or "true", params
+
+
+# A page is the range of (project, id) past the cursor, bounded as a row comparison and a project
+# bound rather than ``project = :p AND id > :after``: with the project an equality, the planner may
+# read the primary key in id order and filter by project (it did, on stale statistics: a walk of
+# the whole table for a small project); this way only task_project_id gives the order (tests/test_plans.py).
+_PAGE = {False: "(t.project, t.id) > (:p, :after) AND t.project <= :p",
+         True: "(t.project, t.id) < (:p, :after) AND t.project >= :p"}
 
 
 def list_query(chosen: Chosen, descending: bool, after: int | None, limit: int) -> tuple:
     """One page: up to ``limit`` + 1 rows past the cursor in id order (the extra row says whether
     a next page exists). A range of the (project, id) index, never an offset."""
-    where, params = selection(chosen)
-    if after is not None:
-        where += " AND t.id < :after" if descending else " AND t.id > :after"
-        params["after"] = after
+    where, params = selection(chosen, by_project=False)
+    if after is None:
+        after = INT63_MAX if descending else 0
     direction = "DESC" if descending else "ASC"
-    return text(f"SELECT {LISTED_COLUMNS} FROM task t WHERE {where} ORDER BY t.project {direction}, t.id {direction}"
-                " LIMIT :n"), {**params, "n": limit + 1}
+    return text(f"""
+        SELECT {LISTED_COLUMNS} FROM task t WHERE {_PAGE[descending]} AND {where}
+        ORDER BY t.project {direction}, t.id {direction} LIMIT :n"""), {**params, "after": after, "n": limit + 1}
 
 
 def list_tasks(conn: Connection, chosen: Chosen, descending: bool, after: int | None,
@@ -341,12 +351,16 @@ def lock_task(conn: Connection, task_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def _locked(where: str, extra: str = "") -> str:
-    """The CTE ``sel``: the selected tasks' ids (and hash64), locked in id order."""
-    return f"sel AS (SELECT t.id, t.hash64 FROM task t WHERE {where}{extra} ORDER BY t.project, t.id FOR UPDATE)"
+def locked_selection(chosen: Chosen, open_only: bool = True) -> tuple[str, dict]:
+    """The CTE ``sel``: the selected tasks' ids (and hash64) — only NEW and FAILED ones with
+    ``open_only`` — locked in id order along task_project_id (bounded as a page is, for the same
+    reason: tests/test_plans.py), and its parameters."""
+    where, params = selection(chosen, by_project=False)
+    if open_only:
+        where += f" AND t.status IN ({NEW}, {FAILED})"
+    return (f"sel AS (SELECT t.id, t.hash64 FROM task t WHERE {_PAGE[False]} AND {where}"
+            " ORDER BY t.project, t.id FOR UPDATE)"), {**params, "after": 0}
 
-
-_OPEN = f" AND t.status IN ({NEW}, {FAILED})"
 # Retried tasks are collected in a temporary table so that their verification records are deleted
 # by a later statement: a quorum vote committed while this one waited for the task's row lock is
 # visible to that statement, not to this one's snapshot.
@@ -357,10 +371,10 @@ _FORGET_VOTES = text("DELETE FROM task_verification v USING tt_retried r WHERE v
 def retry(conn: Connection, chosen: Chosen) -> int:
     """Selected NEW and FAILED tasks → NEW, retries 0, unassigned, no verification records; the
     number of them (already pristine ones included)."""
-    where, params = selection(chosen)
+    sel, params = locked_selection(chosen)
     conn.execute(_RETRIED)
     count = conn.execute(text(f"""
-        WITH {_locked(where, _OPEN)}, retried AS (
+        WITH {sel}, retried AS (
           UPDATE task t SET status = {NEW}, retries = 0, assignee = NULL, lease_deadline = NULL
           FROM sel WHERE t.id = sel.id RETURNING t.id)
         INSERT INTO tt_retried SELECT id FROM retried"""), params).rowcount
@@ -371,16 +385,16 @@ def retry(conn: Connection, chosen: Chosen) -> int:
 
 def delete(conn: Connection, chosen: Chosen) -> int:
     """Selected tasks in any status; their verification records go by cascade."""
-    where, params = selection(chosen)
+    sel, params = locked_selection(chosen, open_only=False)
     return conn.execute(text(f"""
-        WITH {_locked(where)}
+        WITH {sel}
         DELETE FROM task t USING sel WHERE t.id = sel.id"""), params).rowcount
 
 
 def set_priority(conn: Connection, chosen: Chosen, priority: int) -> int:
-    where, params = selection(chosen)
+    sel, params = locked_selection(chosen)
     return conn.execute(text(f"""
-        WITH {_locked(where, _OPEN)}
+        WITH {sel}
         UPDATE task t SET priority = :priority FROM sel WHERE t.id = sel.id"""),
         {**params, "priority": priority}).rowcount
 
@@ -388,15 +402,16 @@ def set_priority(conn: Connection, chosen: Chosen, priority: int) -> int:
 MOVE_ATTEMPTS = 5
 
 
-def move(conn: Connection, chosen: Chosen, target: int, priority: int | None) -> tuple[int, int]:
+def move(conn: Connection, chosen: Chosen, target: int, priority: int | None) -> tuple[int, int] | None:
     """Selected NEW and FAILED tasks → project ``target``, unassigned (and ``priority``, if given),
     except those whose hash64 the target holds; (moved, conflicts).
 
     A submit to the target racing the move can store a hash64 after this statement looked: the
-    move then fails on the unique index, and is run again in a savepoint, seeing that task."""
-    where, params = selection(chosen)
+    move then fails on the unique index, and is run again in a savepoint, seeing that task. None
+    when races won every attempt (the caller answers 503: a retry of the request is safe)."""
+    sel, params = locked_selection(chosen)
     statement = text(f"""
-        WITH {_locked(where, _OPEN)}, moved AS (
+        WITH {sel}, moved AS (
           UPDATE task t SET project = :target, assignee = NULL, lease_deadline = NULL,
                             priority = coalesce(CAST(:priority AS smallint), t.priority)
           FROM sel WHERE t.id = sel.id
@@ -405,15 +420,15 @@ def move(conn: Connection, chosen: Chosen, target: int, priority: int | None) ->
           RETURNING 1)
         SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM sel) AS selected""")
     params = {**params, "target": target, "priority": priority}
-    for attempt in range(MOVE_ATTEMPTS):
+    for _ in range(MOVE_ATTEMPTS):
         try:
             with conn.begin_nested():
                 row = conn.execute(statement, params).one()
             return row.moved, row.selected - row.moved
         except IntegrityError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "23505" or attempt == MOVE_ATTEMPTS - 1:
+            if getattr(exc.orig, "sqlstate", None) != "23505":
                 raise
-    raise AssertionError("unreachable")
+    return None
 
 
 def edit(conn: Connection, task_id: int, fields: dict) -> None:

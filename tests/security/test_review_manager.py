@@ -53,6 +53,8 @@ GUARDED = [
     ("POST", "/project/reject_request/{id}/{wid}"), ("POST", "/project/secret/{id}"),
     ("POST", "/project/webhook_secret/{id}"), ("POST", "/project/reset_failed_tasks/{id}"),
     ("POST", "/project/hard_reset/{id}"), ("POST", "/project/reclaim_assigned_tasks/{id}"),
+    ("POST", "/project/retry_tasks/{id}"), ("POST", "/project/delete_tasks/{id}"),
+    ("POST", "/project/update_tasks/{id}"), ("POST", "/task/edit/{id}"),
 ]
 # "(not /register, /login, /worker/create, /logs, worker routes or the webhook)"
 NOT_GUARDED = [("POST", "/register"), ("POST", "/login"), ("POST", "/worker/create"), ("POST", "/logs"),
@@ -135,6 +137,8 @@ def guarded_targets(api, admin, make_project):
         "/project/secret/{id}": {"secret": "pwned"}, "/project/webhook_secret/{id}": {"webhook_secret": "pwned-pwned"},
         "/project/reset_failed_tasks/{id}": None, "/project/hard_reset/{id}": None,
         "/project/reclaim_assigned_tasks/{id}": None,
+        "/project/retry_tasks/{id}": {"filter": {}}, "/project/delete_tasks/{id}": {"filter": {}},
+        "/project/update_tasks/{id}": {"filter": {}, "priority": 9}, "/task/edit/{id}": {"recipe": "pwned"},
     }, pid, worker.id, other.id
 
 

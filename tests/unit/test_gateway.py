@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import json
 import threading
+import time
 from collections.abc import Callable
 
 import falcon.testing
@@ -217,6 +218,21 @@ def test_a_valid_request_reaches_its_service_with_the_parsed_params(client, rpc)
     assert (call.service, call.method, call.params) == ("task_svc", "get_tasks", {"project": 12, "count": 3})
     assert call.caller["worker_id"] == 7 and call.caller["worker_digest"] == digest(bytes(range(32)))
     assert call.caller["deadline"] > 0 and call.caller["request"]
+
+
+def test_a_slow_route_waits_the_admin_timeout_and_says_so_in_its_deadline(rpc):
+    client = make_client(rpc, rpc_timeout=7.0, admin_rpc_timeout=900.0)
+    before = time.time()
+    r = client.simulate_post("/project/retry_tasks/4", json={"filter": {"q": "50%"}}, cookies={"tt": "s"})
+    assert r.status_code == 200, r.text
+    client.simulate_get("/project/tasks/4", params={"status": "failed", "q": "a_b", "order": "desc"},
+                        cookies={"tt": "s"})
+    retry, listing = rpc.calls
+    assert retry.params == {"id": 4, "ids": None, "filter": {"status": None, "q": "50%", "assignee": None}}
+    assert listing.params == {"id": 4, "status": "failed", "q": "a_b", "order": "desc"}
+    assert rpc.timeouts == [900.0, 7.0]
+    assert before + 899 < retry.caller["deadline"] < time.time() + 901
+    assert before + 6 < listing.caller["deadline"] < time.time() + 8
 
 
 def test_service_replies_are_relayed_unchanged(client, rpc):
