@@ -167,22 +167,17 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001
                 log(f"  part replicas failed: {exc!r}")
                 results.setdefault("failures", {})["replicas"] = repr(exc)
-        if "stats" in args.parts:
-            log("== part stats (its own fresh system: a task table nothing has analysed)")
-            try:
-                with BenchSystem(run_args(args), log) as bs:
-                    results["stats"] = parts.part_stats(bs, args, log)
-            except Exception as exc:  # noqa: BLE001
-                log(f"  part stats failed: {exc!r}")
-                results.setdefault("failures", {})["stats"] = repr(exc)
-        if "admin" in args.parts:
-            log("== part admin (its own system: a project of --admin-tasks tasks)")
-            try:
-                with BenchSystem(run_args(args), log) as bs:
-                    results["admin"] = admin.part_admin(bs, args, log)
-            except Exception as exc:  # noqa: BLE001
-                log(f"  part admin failed: {exc!r}")
-                results.setdefault("failures", {})["admin"] = repr(exc)
+        for name, header, fn in (
+                ("stats", "its own fresh system: a task table nothing has analysed", parts.part_stats),
+                ("admin", "its own system: a project of --admin-tasks tasks", admin.part_admin)):
+            if name in args.parts:
+                log(f"== part {name} ({header})")
+                try:
+                    with BenchSystem(run_args(args), log) as bs:
+                        results[name] = fn(bs, args, log)
+                except Exception as exc:  # noqa: BLE001
+                    log(f"  part {name} failed: {exc!r}")
+                    results.setdefault("failures", {})[name] = repr(exc)
     except KeyboardInterrupt:
         log("interrupted; reporting what was measured")
         results["meta"]["interrupted"] = True
