@@ -24,16 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # tests.harness lives at the repository root
     sys.path.insert(0, str(ROOT))
 
-from bench import floor, parts, report  # noqa: E402
+from bench import admin, floor, parts, report  # noqa: E402
 from bench.env import BenchSystem  # noqa: E402
 from tests.harness import PG_ADMIN  # noqa: E402
 
-PARTS = ("cycle", "floor", "bulk", "growth", "replicas", "stats")
+PARTS = ("cycle", "floor", "bulk", "growth", "replicas", "stats", "admin")
 QUICK = {"tasks": 10_000, "duration": 10.0, "warmup": 2.0, "bulk_total": 10_000, "growth": [1_000, 10_000, 100_000],
-         "growth_other": 100_000, "growth_cycles": 200, "stats_tasks": 100_000, "stats_other": 10_000}
+         "growth_other": 100_000, "growth_cycles": 200, "stats_tasks": 100_000, "stats_other": 10_000,
+         "admin_tasks": 100_000, "admin_other": 20_000, "admin_repeats": 10, "admin_bulk_total": 20_000}
 FULL = {"tasks": 100_000, "duration": 15.0, "warmup": 3.0, "bulk_total": 100_000,
         "growth": [10_000, 1_000_000, 10_000_000], "growth_other": 2_000_000, "growth_cycles": 1500,
-        "stats_tasks": 1_000_000, "stats_other": 100_000}
+        "stats_tasks": 1_000_000, "stats_other": 100_000,
+        "admin_tasks": 1_000_000, "admin_other": 100_000, "admin_repeats": 30, "admin_bulk_total": 50_000}
 
 
 def _ints(text: str) -> list[int]:
@@ -65,6 +67,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stats-tasks", type=int,
                    help="tasks bulk-loaded without ANALYZE in part stats (1000000; quick 100000)")
     p.add_argument("--stats-other", type=int, help="tasks in another project in part stats (100000; quick 10000)")
+    p.add_argument("--admin-tasks", type=int, help="tasks in the searched/acted-on project of part admin "
+                   "(1000000; quick 100000)")
+    p.add_argument("--admin-other", type=int,
+                   help="queued tasks in the other project of part admin (100000; quick 20000)")
+    p.add_argument("--admin-repeats", type=int, help="measured requests per search term (30; quick 10)")
+    p.add_argument("--admin-bulk-total", type=int, help="tasks bulk-submitted (10,000 per bulk) and COPYed "
+                   "in part admin (50000; quick 20000)")
+    p.add_argument("--admin-window", type=float, default=30.0,
+                   help="longest fleet window of part admin, s (else 80%% of the action's duration alone)")
     p.add_argument("--where-level", type=int, default=16, help="workers of the CPU breakdown, replica and stats runs")
     p.add_argument("--replica-counts", type=_ints, default=[1, 2], help="task_svc replica counts compared")
     p.add_argument("--no-vacuum", dest="vacuum", action="store_false",
@@ -156,14 +167,17 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001
                 log(f"  part replicas failed: {exc!r}")
                 results.setdefault("failures", {})["replicas"] = repr(exc)
-        if "stats" in args.parts:
-            log("== part stats (its own fresh system: a task table nothing has analysed)")
-            try:
-                with BenchSystem(run_args(args), log) as bs:
-                    results["stats"] = parts.part_stats(bs, args, log)
-            except Exception as exc:  # noqa: BLE001
-                log(f"  part stats failed: {exc!r}")
-                results.setdefault("failures", {})["stats"] = repr(exc)
+        for name, header, fn in (
+                ("stats", "its own fresh system: a task table nothing has analysed", parts.part_stats),
+                ("admin", "its own system: a project of --admin-tasks tasks", admin.part_admin)):
+            if name in args.parts:
+                log(f"== part {name} ({header})")
+                try:
+                    with BenchSystem(run_args(args), log) as bs:
+                        results[name] = fn(bs, args, log)
+                except Exception as exc:  # noqa: BLE001
+                    log(f"  part {name} failed: {exc!r}")
+                    results.setdefault("failures", {})[name] = repr(exc)
     except KeyboardInterrupt:
         log("interrupted; reporting what was measured")
         results["meta"]["interrupted"] = True

@@ -190,8 +190,11 @@ class LoadResult:
 
 
 def run_load(kind: str, target: dict, idents: list, duration: float, warmup: float, procs: int,
-             probe=None) -> LoadResult:
-    """Run ``len(idents)`` concurrent workers spread over ``procs`` processes for one window."""
+             probe=None, on_start=None) -> LoadResult:
+    """Run ``len(idents)`` concurrent workers spread over ``procs`` processes for one window.
+
+    ``on_start`` (optional) is called once every load process is ready, as the load starts
+    (``warmup`` + 0.2 s before the window opens): what the window measures the fleet during."""
     ctx = mp.get_context("spawn")
     procs = max(1, min(procs, len(idents)))
     out = ctx.Queue()
@@ -218,6 +221,8 @@ def run_load(kind: str, target: dict, idents: list, duration: float, warmup: flo
         raise RuntimeError("; ".join(failures))
     start_at.value = time.monotonic() + 0.2
     go.set()
+    if on_start is not None:
+        on_start()
     load_pids = [c.pid for c in children]
     cpu = None
     win_start = start_at.value + warmup

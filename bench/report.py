@@ -115,7 +115,32 @@ def render(results: dict) -> str:
                            f" tasks ({st['other_tasks']:,} in another project); ratio {st['ratio']}",
                            ["statistics", "reltuples", "mod since", "cycles/s", "get p50", "get p99", "rel p50",
                             "rel p99", "non-200", "errors", "pg%", "busy%"], rows))
+    if "admin" in results:
+        parts += _admin(results["admin"])
     return "\n".join(parts)
+
+
+def _admin(a: dict) -> list[str]:
+    """Part 7: search latency, bulk vs COPY, and the fleet around a filter action."""
+    rows = [[f"q={s['term']!r}", s["rows"], s["n"], s["p50"], s["p95"], s["max"], s["codes"]] for s in a["search"]]
+    out = [table(f"7a. Search: first page of GET /project/tasks?q= on {a['tasks']:,} tasks"
+                 " (ms; targets p50 <= 200 for 0.1 %, <= 500 for no match)",
+                 ["query", "rows", "n", "p50", "p95", "max", "codes"], rows)]
+    b = a["bulk"]
+    out.append(table("7b. Bulk submit (10,000-task bulks) vs COPY into the same table (target >= 0.5)",
+                     ["tasks", "bulk tasks/s", "COPY tasks/s", "vs COPY", "non-200"],
+                     [[b["submitted"], b["tasks_per_s"], b["copy_tasks_per_s"], b["ratio_to_copy"],
+                       b["non_200"] + b["errors"]]]))
+    alone = a["action_alone"]
+    rows = [[f["fleet"], "action" if f["during_action"] else "control", f["cycles_per_s"], f["get_ms"]["p50"],
+             f["get_ms"]["p99"], f["release_ms"]["p99"], f["non_200"], f["errors"], f["no_task"],
+             f.get("action", {}).get("seconds"), f.get("overlap")] for f in a["fleets"]]
+    out.append(table(f"7c. Filter action update_tasks {{filter: {{}}, priority}} over {a['tasks']:,} tasks: alone"
+                     f" {alone.get('seconds')} s ({alone.get('status')}, {alone.get('affected_tasks')} affected);"
+                     f" 16 workers, {a['window_s']} s windows (get p99 target <= 100 ms on another project)",
+                     ["fleet on", "window", "cycles/s", "get p50", "get p99", "rel p99", "non-200", "errors",
+                      "no-task", "action s", "overlap"], rows))
+    return out
 
 
 def _where_columns(results: dict) -> list[tuple[str, dict]]:

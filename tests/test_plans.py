@@ -280,3 +280,22 @@ def test_the_functions_use_the_status_values_python_uses():
                 module.R_MISSING)
     assert tuple(store.ReleaseOutcome) == released
     assert module.CHANNEL == TASK_READY_CHANNEL
+
+
+# --- recipe search (migration 0010) -------------------------------------------------------------------
+# The side-table condition of a ``q`` search (docs/PERFORMANCE.md "Recipe search", "The query").
+SEARCH = text("SELECT r.task_id FROM task_recipe r WHERE r.project = :p AND r.recipe ILIKE :pattern")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_recipe_search_reads_the_trigram_index_on_a_never_analysed_side_table(stale, mode):
+    """``task_recipe`` is filled by triggers during bulk loads and nothing here analyses it: a
+    substring search for a rare term must still come from ``task_recipe_search``, for a custom plan
+    (the pattern known) and a generic one (a parameter), not from reading the project's rows."""
+    with psycopg.connect(stale) as conn:
+        assert conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'task_recipe'").fetchone()[0] < 0
+        assert conn.execute("SELECT count(*) FROM task_recipe WHERE project = %s", (STALE_NEW,)).fetchone()[0] == BULK
+    plan = _prepared_plan(stale, mode, SEARCH, {"p": STALE_NEW, "pattern": "%zebrafish%"})
+    indexes = [n.get("Index Name") for n in _nodes(plan) if n["Node Type"].endswith("Scan")]
+    assert "task_recipe_search" in indexes, _describe(plan)
+    assert not any(n["Node Type"] == "Seq Scan" for n in _nodes(plan)), _describe(plan)

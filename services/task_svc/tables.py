@@ -40,6 +40,21 @@ Index("task_lease", task.c.project, task.c.lease_deadline,
 # Task administration (contract §6.8): listings page by id within a project, actions lock in that order.
 Index("task_project_id", task.c.project, task.c.id)
 
+# Recipe search (contract §6.8 ``q``; migration 0010): each task's recipe copied here by triggers on
+# task inserts, recipe/project updates and deletes, and searched through a trigram index. Not an
+# index on ``task`` itself: every get and release updates the task row non-HOT, which would
+# re-index the whole recipe's trigrams each time (docs/ARCHITECTURE.md "Recipe search").
+task_recipe = Table(
+    "task_recipe",
+    metadata,
+    Column("task_id", BigInteger, primary_key=True),
+    Column("project", BigInteger, nullable=False),
+    Column("recipe", Text, nullable=False),
+)
+Index("task_recipe_project", task_recipe.c.project, task_recipe.c.task_id)
+Index("task_recipe_search", task_recipe.c.recipe, postgresql_using="gin",
+      postgresql_ops={"recipe": "gin_trgm_ops"})
+
 
 task_verification = Table(
     "task_verification",
