@@ -11,7 +11,9 @@ on statistics (migrations 0007, 0008): ``tt_assign_many``, ``tt_release_many``, 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, text
@@ -372,55 +374,82 @@ def lock_task(conn: Connection, task_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def locked_selection(chosen: Chosen, open_only: bool = True) -> tuple[str, dict]:
+def locked_selection(chosen: Chosen, open_only: bool = True, part: str | None = None) -> tuple[str, dict]:
     """The CTE ``sel``: the selected tasks' ids (and hash64) — only NEW and FAILED ones with
     ``open_only`` — locked in id order along task_project_id (bounded as a page is, for the same
-    reason: tests/test_plans.py), and its parameters."""
+    reason: tests/test_plans.py), and its parameters. ``part`` narrows it to one pass of
+    ``_in_two_passes``: ``"unassigned"`` or ``"rest"`` (what the first pass did not take)."""
     where, params = selection(chosen, by_project=False)
     if open_only:
         where += f" AND t.status IN ({NEW}, {FAILED})"
+    if part is not None:
+        where += " AND " + _PASSES[part]
     return (f"sel AS (SELECT t.id, t.hash64 FROM task t WHERE {_PAGE[False]} AND {where}"
             " ORDER BY t.project, t.id FOR UPDATE)"), {**params, "after": 0}
 
-# Retried tasks are collected in a temporary table so that their verification records are deleted
-# by a later statement: a quorum vote committed while this one waited for the task's row lock is
-# visible to that statement, not to this one's snapshot.
-_RETRIED = text("CREATE TEMPORARY TABLE tt_retried (id bigint PRIMARY KEY) ON COMMIT DROP")
-_FORGET_VOTES = text("DELETE FROM task_verification v USING tt_retried r WHERE v.task_id = r.id")
+
+# An action runs in two passes of one transaction. The first takes the tasks without an assignee —
+# the bulk of a big selection, locked for as long as the action lasts, but no release waits for
+# them (a release acts on a task whose assignee is its worker) and gets pass locked rows by. The
+# second takes the rest (tasks with an assignee, and any that changed meanwhile), locked only for
+# that last short statement: a fleet's releases wait milliseconds, not the whole action (which,
+# over a million tasks, lasts a minute). tt_done holds what the passes took.
+_PASSES = {"unassigned": "t.assignee IS NULL",
+           "rest": "NOT EXISTS (SELECT 1 FROM tt_done d WHERE d.id = t.id)"}
+_DONE = text("CREATE TEMPORARY TABLE tt_done (id bigint PRIMARY KEY) ON COMMIT DROP")
+_DROP_DONE = text("DROP TABLE tt_done")
+# Retried tasks' verification records are deleted by a later statement: a quorum vote committed
+# while a pass waited for the task's row lock is visible to that statement, not to the pass's snapshot.
+_FORGET_VOTES = text("DELETE FROM task_verification v USING tt_done r WHERE v.task_id = r.id")
+
+
+def _in_two_passes(conn: Connection, chosen: Chosen, open_only: bool,
+                   run: Callable[[str, dict], Any], after: Callable[[Connection], Any] | None = None) -> list:
+    """``run(sel, params)`` once per pass (each statement records its ``sel`` ids in tt_done), then
+    ``after(conn)`` while tt_done still exists; each pass's result."""
+    conn.execute(_DONE)
+    results = [run(*locked_selection(chosen, open_only, part)) for part in _PASSES]
+    if after is not None:
+        after(conn)
+    conn.execute(_DROP_DONE)
+    return results
 
 
 def retry(conn: Connection, chosen: Chosen) -> int:
     """Selected NEW and FAILED tasks → NEW, retries 0, unassigned, no verification records; the
     number of them (already pristine ones included)."""
-    sel, params = locked_selection(chosen)
-    conn.execute(_RETRIED)
-    count = conn.execute(text(f"""
-        WITH {sel}, retried AS (
-          UPDATE task t SET status = {NEW}, retries = 0, assignee = NULL, lease_deadline = NULL
-          FROM sel WHERE t.id = sel.id RETURNING t.id)
-        INSERT INTO tt_retried SELECT id FROM retried"""), params).rowcount
-    conn.execute(_FORGET_VOTES)
-    conn.execute(text("DROP TABLE tt_retried"))
-    return count
+    def run(sel: str, params: dict) -> int:
+        return conn.execute(text(f"""
+            WITH {sel}, retried AS (
+              UPDATE task t SET status = {NEW}, retries = 0, assignee = NULL, lease_deadline = NULL
+              FROM sel WHERE t.id = sel.id RETURNING t.id)
+            INSERT INTO tt_done SELECT id FROM retried"""), params).rowcount
+    return sum(_in_two_passes(conn, chosen, True, run, after=lambda c: c.execute(_FORGET_VOTES)))
 
 
 def delete(conn: Connection, chosen: Chosen) -> int:
     """Selected tasks in any status; their verification records go by cascade."""
-    sel, params = locked_selection(chosen, open_only=False)
-    return conn.execute(text(f"""
-        WITH {sel}
-        DELETE FROM task t USING sel WHERE t.id = sel.id"""), params).rowcount
+    def run(sel: str, params: dict) -> int:
+        return conn.execute(text(f"""
+            WITH {sel}, gone AS (DELETE FROM task t USING sel WHERE t.id = sel.id RETURNING t.id)
+            INSERT INTO tt_done SELECT id FROM gone"""), params).rowcount
+    return sum(_in_two_passes(conn, chosen, False, run))
 
 
 def set_priority(conn: Connection, chosen: Chosen, priority: int) -> int:
-    sel, params = locked_selection(chosen)
-    return conn.execute(text(f"""
-        WITH {sel}
-        UPDATE task t SET priority = :priority FROM sel WHERE t.id = sel.id"""),
-        {**params, "priority": priority}).rowcount
+    def run(sel: str, params: dict) -> int:
+        return conn.execute(text(f"""
+            WITH {sel}, changed AS (
+              UPDATE task t SET priority = :priority FROM sel WHERE t.id = sel.id RETURNING t.id)
+            INSERT INTO tt_done SELECT id FROM changed"""), {**params, "priority": priority}).rowcount
+    return sum(_in_two_passes(conn, chosen, True, run))
 
 
 MOVE_ATTEMPTS = 5
+
+
+class _RacesLost(Exception):
+    """A pass of a move lost every attempt to concurrent submits."""
 
 
 def move(conn: Connection, chosen: Chosen, target: int, priority: int | None) -> tuple[int, int] | None:
@@ -430,26 +459,31 @@ def move(conn: Connection, chosen: Chosen, target: int, priority: int | None) ->
     A submit to the target racing the move can store a hash64 after this statement looked: the
     move then fails on the unique index, and is run again in a savepoint, seeing that task. None
     when races won every attempt (the caller answers 503: a retry of the request is safe)."""
-    sel, params = locked_selection(chosen)
-    statement = text(f"""
-        WITH {sel}, moved AS (
-          UPDATE task t SET project = :target, assignee = NULL, lease_deadline = NULL,
-                            priority = coalesce(CAST(:priority AS smallint), t.priority)
-          FROM sel WHERE t.id = sel.id
-            AND (sel.hash64 = 0 OR NOT EXISTS (
-                 SELECT 1 FROM task x WHERE x.project = :target AND x.hash64 = sel.hash64))
-          RETURNING 1)
-        SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM sel) AS selected""")
-    params = {**params, "target": target, "priority": priority}
-    for _ in range(MOVE_ATTEMPTS):
-        try:
-            with conn.begin_nested():
-                row = conn.execute(statement, params).one()
-            return row.moved, row.selected - row.moved
-        except IntegrityError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "23505":
-                raise
-    return None
+    def run(sel: str, params: dict) -> tuple[int, int]:
+        statement = text(f"""
+            WITH {sel}, moved AS (
+              UPDATE task t SET project = :target, assignee = NULL, lease_deadline = NULL,
+                                priority = coalesce(CAST(:priority AS smallint), t.priority)
+              FROM sel WHERE t.id = sel.id
+                AND (sel.hash64 = 0 OR NOT EXISTS (
+                     SELECT 1 FROM task x WHERE x.project = :target AND x.hash64 = sel.hash64))
+              RETURNING 1), done AS (INSERT INTO tt_done SELECT id FROM sel)
+            SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM sel) AS selected""")
+        params = {**params, "target": target, "priority": priority}
+        for _ in range(MOVE_ATTEMPTS):
+            try:
+                with conn.begin_nested():
+                    row = conn.execute(statement, params).one()
+                return row.moved, row.selected - row.moved
+            except IntegrityError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "23505":
+                    raise
+        raise _RacesLost
+    try:
+        passes = _in_two_passes(conn, chosen, True, run)
+    except _RacesLost:
+        return None
+    return sum(p[0] for p in passes), sum(p[1] for p in passes)
 
 
 def edit(conn: Connection, task_id: int, fields: dict) -> None:

@@ -180,3 +180,40 @@ def test_a_move_racing_a_submit_of_the_same_hash_counts_it_as_a_conflict(engine)
     finally:
         with engine.begin() as cleanup:
             cleanup.execute(text("DELETE FROM project WHERE id IN (:a, :b)"), {"a": src, "b": dst})
+
+
+def test_a_holders_release_does_not_wait_for_the_actions_first_pass(engine, monkeypatch):
+    """An action's first pass locks only tasks without an assignee, so a holder can release its task
+    while that pass (the long part of a big action) is still open; the second pass then takes the
+    released task as it is now. The action stays one transaction: its count covers both passes."""
+    with engine.begin() as setup:
+        pid = project(setup, "passes")
+        free = [task(setup, pid) for _ in range(3)]
+        held = task(setup, pid, assignee=77, assign_time=1)
+    released_while_open: dict = {}
+    real_run = store.locked_selection
+
+    def pausing(chosen, open_only=True, part=None):
+        if part == "rest":  # between the passes: the first pass's locks are held, uncommitted
+            with engine.connect() as holder:
+                holder.execute(text("SET lock_timeout = '2s'"))
+                released_while_open["rows"] = holder.execute(text(
+                    f"UPDATE task SET status = {FAILED}, assignee = NULL WHERE id = :i AND assignee = 77"),
+                    {"i": held}).rowcount
+                holder.commit()
+        return real_run(chosen, open_only, part)
+
+    monkeypatch.setattr(store, "locked_selection", pausing)
+    try:
+        with engine.begin() as manager:
+            assert store.set_priority(manager, Chosen(pid), 9) == 4
+        assert released_while_open["rows"] == 1  # no lock wait (lock_timeout would have raised)
+        with engine.connect() as check:
+            assert one(check, "SELECT count(*) FROM task WHERE project = :p AND priority = 9", p=pid) == 4
+            assert one(check, "SELECT status FROM task WHERE id = :i", i=held) == FAILED
+            assert sorted(free) == [r[0] for r in check.execute(text(
+                "SELECT id FROM task WHERE project = :p AND assignee IS NULL AND status = 1 ORDER BY id"),
+                {"p": pid})]
+    finally:
+        with engine.begin() as cleanup:
+            cleanup.execute(text("DELETE FROM project WHERE id = :p"), {"p": pid})
