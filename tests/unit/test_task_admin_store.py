@@ -193,15 +193,15 @@ def test_a_holders_release_does_not_wait_for_the_actions_first_pass(engine, monk
     released_while_open: dict = {}
     real_run = store.locked_selection
 
-    def pausing(chosen, open_only=True, part=None):
-        if part == "rest":  # between the passes: the first pass's locks are held, uncommitted
+    def pausing(chosen, open_only=True, part=None, after=0):
+        if part == "rest" and "rows" not in released_while_open:  # between the passes: first-pass locks held
             with engine.connect() as holder:
                 holder.execute(text("SET lock_timeout = '2s'"))
                 released_while_open["rows"] = holder.execute(text(
                     f"UPDATE task SET status = {FAILED}, assignee = NULL WHERE id = :i AND assignee = 77"),
                     {"i": held}).rowcount
                 holder.commit()
-        return real_run(chosen, open_only, part)
+        return real_run(chosen, open_only, part, after)
 
     monkeypatch.setattr(store, "locked_selection", pausing)
     try:
@@ -217,3 +217,15 @@ def test_a_holders_release_does_not_wait_for_the_actions_first_pass(engine, monk
     finally:
         with engine.begin() as cleanup:
             cleanup.execute(text("DELETE FROM project WHERE id = :p"), {"p": pid})
+
+
+def test_the_first_pass_goes_in_chunks_and_misses_nothing(conn, monkeypatch):
+    """Chunks of the first pass follow the id cursor: every selected task once, whatever the chunk."""
+    monkeypatch.setattr(store, "ACTION_CHUNK", 3)
+    pid = project(conn, "chunks")
+    made = [task(conn, pid, status=FAILED if i % 4 == 0 else NEW) for i in range(11)]
+    task(conn, pid, status=CLOSED)
+    assert store.retry(conn, Chosen(pid)) == 11
+    assert store.set_priority(conn, Chosen(pid, ids=made[2:9]), 3) == 7
+    assert one(conn, "SELECT count(*) FROM task WHERE project = :p AND priority = 3", p=pid) == 7
+    assert store.delete(conn, Chosen(pid)) == 12
