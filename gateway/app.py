@@ -15,6 +15,7 @@ from gateway.ops import Health, Index, Ready
 from gateway.routes import Dispatcher, send, wire
 from gateway.rpc import RpcClient
 from gateway.security import SecurityHeaders
+from gateway.ui import mount as mount_ui
 from tracker.errors import envelope
 from tracker.logtext import one_line
 from tracker.plugins import Plugin, discover
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, rpc: Rpc | None = None,
     app.add_route("/metrics", MetricsResource())
     app.add_route("/openapi.json", OpenApiResource(plugins))
     mount_docs(app)
+    mount_ui(app)
     wire(app, dispatcher, plugins if plugins is not None else discover())
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)

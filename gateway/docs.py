@@ -17,19 +17,15 @@ outside address Redoc names, its footer logo on cdn.redoc.ly, is blocked by ``im
 The scripts are served under ``/docs/<name>`` by a Falcon sink from a fixed list, not from a static
 directory: only the files the page loads can be fetched (never the manifest or anything else under
 static/), and they stay out of the router, so out of the OpenAPI document (they are assets, not API).
-Each file is read once per process; its ETag is its sha256, so a browser revalidates with a 304.
+Each file is read once per process and revalidated by ETag (gateway/assets.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-
 import falcon
 
-STATIC = Path(__file__).with_name("static")
+from gateway.assets import HTML, JAVASCRIPT, load, send
+
 PATH = "/docs"
 PAGE = "docs.html"
 # URL name under /docs/ → file under gateway/static/. The page refers to these (relative URLs).
@@ -37,8 +33,6 @@ ASSETS = {
     "docs.js": "docs.js",
     "redoc.standalone.js": "vendor/redoc/redoc.standalone.js",
 }
-HTML = "text/html; charset=utf-8"
-JAVASCRIPT = "text/javascript; charset=utf-8"
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'none'",
     "script-src 'self'",
@@ -58,34 +52,11 @@ HEADERS = {
 }
 
 
-@dataclass(frozen=True)
-class Asset:
-    data: bytes
-    content_type: str
-    etag: str
-
-
-@cache
-def load(relative: str, content_type: str) -> Asset:
-    data = (STATIC / relative).read_bytes()
-    return Asset(data, content_type, hashlib.sha256(data).hexdigest())
-
-
-def _send(req: falcon.Request, resp: falcon.Response, asset: Asset) -> None:
-    resp.set_headers(HEADERS)
-    resp.etag = asset.etag
-    if req.if_none_match and any(tag == "*" or tag == asset.etag for tag in req.if_none_match):
-        resp.status = falcon.HTTP_304
-        return
-    resp.content_type = asset.content_type
-    resp.data = asset.data
-
-
 class DocsPage:
     """``GET /docs``: the HTML page (anonymous; like /metrics and /openapi.json it reads no credentials)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        _send(req, resp, load(PAGE, HTML))
+        send(req, resp, load(PAGE, HTML), HEADERS)
 
 
 class DocsAssets:
@@ -96,7 +67,7 @@ class DocsAssets:
             raise falcon.HTTPNotFound()
         if req.method != "GET":
             raise falcon.HTTPMethodNotAllowed(["GET", "OPTIONS"])
-        _send(req, resp, load(ASSETS[name], JAVASCRIPT))
+        send(req, resp, load(ASSETS[name], JAVASCRIPT), HEADERS)
 
 
 def mount(app: falcon.App) -> None:

@@ -9,6 +9,8 @@ from kombu import Connection
 import tracker.db  # noqa: F401 - sets the cooperative psycopg wait function before psycopg loads
 from gateway.replies import http_body, http_status
 from gateway.routes import Dispatcher, Replied, send
+from gateway.ui import PATH as UI_PATH
+from gateway.ui import wants_html
 from tracker import __version__
 from tracker.errors import Refused, envelope
 from tracker.settings import Settings
@@ -39,6 +41,8 @@ class Index:
         self.dispatcher = dispatcher
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if wants_html(req):  # a browser opening the tracker's address gets the manager UI
+            raise falcon.HTTPSeeOther(UI_PATH + "/")
         try:
             self.dispatcher.check_credentials(req)
         except Refused as exc:

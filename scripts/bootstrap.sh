@@ -18,3 +18,16 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# The manager UI's browser tests (tests/browser) drive Debian's Chromium through Debian's chromedriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  packages="chromium chromium-driver"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing $packages (Debian packages, for the UI's browser tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq $packages >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get install -y -qq $packages >/dev/null; }
+  else
+    echo "bootstrap: the browser tests need Debian's $packages: sudo apt-get install $packages" >&2
+  fi
+fi
