@@ -4,7 +4,7 @@
 Everything the page loads comes from this gateway: the page (gateway/static/docs.html), its start
 script (gateway/static/docs.js) and Redoc's built bundle, vendored at a pinned version under
 gateway/static/vendor/ (MANIFEST.json there names the version, the npm package it came from and each
-file's sha256; scripts/vendor_redoc.sh refreshes it). Nothing is fetched from elsewhere at run time,
+file's sha256; scripts/vendor.py refreshes it). Nothing is fetched from elsewhere at run time,
 and the Content-Security-Policy tells the browser to refuse anything else. What Redoc 2.5 needs beyond
 ``'self'`` (checked by loading the page under this policy in headless Chromium and reading its console):
 - ``style-src 'unsafe-inline'``: Redoc styles itself with styled-components, which writes its CSS into

@@ -315,6 +315,11 @@ def _gateway_paths(refs: dict) -> dict:
             "summary": "(extension) Interactive reference of this document (Redoc, served by the gateway itself)",
             "responses": {"200": {"description": "HTML page; its scripts are under /docs/, nothing from elsewhere",
                                   "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/ui/": {"get": {
+            "operationId": "gateway.ui", "tags": tag,
+            "summary": "(extension) The manager web UI (a single page over this API; served by the gateway itself)",
+            "responses": {"200": {"description": "HTML page; its scripts and styles are under /ui/, nothing from elsewhere",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         PATH: {"get": {
             "operationId": "gateway.openapi", "tags": tag, "summary": "(extension) This OpenAPI document",
             "responses": {"200": _json({"type": "object", "required": ["openapi", "info", "paths"]},

@@ -5,7 +5,7 @@ libraries (gateway/static/vendor/, MANIFEST.json names each one's version, npm p
 It talks to the same JSON API as every other client, with the session cookie (same origin), and
 keeps nothing on the server: the gateway only hands out files, so any replica serves it.
 
-Why a sink and a fixed file list: only files that ship with the UI can be fetched (never the
+Why a sink and a fixed file list for the files: only files that ship with the UI can be fetched (never the
 manifest, never a path outside static/), and the assets stay out of the router and so out of the
 OpenAPI document, which describes the API, not the page's files.
 
@@ -69,24 +69,28 @@ def wants_html(req: falcon.Request) -> bool:
     return "text/html" in accept and req.client_prefers(("application/json", "text/html")) == "text/html"
 
 
+class UiPage:
+    """``GET /ui/``: the page (anonymous: it reads no credentials; its scripts ask /account)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        send(req, resp, load(PAGE, HTML), HEADERS)
+
+
 class UiFiles:
-    """Sink for ``/ui`` and everything under it. GET (and HEAD) only."""
+    """Sink for ``/ui`` (redirected to ``/ui/``) and the page's files under it. GET (and HEAD) only."""
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, path: str | None = None) -> None:
         if req.method not in ("GET", "HEAD"):
             raise falcon.HTTPMethodNotAllowed(["GET", "OPTIONS"])
         if path is None:  # /ui → /ui/, so the page's relative URLs resolve under /ui/
             raise falcon.HTTPFound(PATH + "/")
-        name = path.lstrip("/")
-        if name in ("", "index.html"):
-            send(req, resp, load(PAGE, HTML), HEADERS)
-            return
-        relative = FILES.get(name)
+        relative = FILES.get(path[1:])
         if relative is None:
             raise falcon.HTTPNotFound()
         send(req, resp, load(relative, CONTENT_TYPES[Path(relative).suffix]), HEADERS)
 
 
 def mount(app: falcon.App) -> None:
-    """Wire ``/ui`` into the gateway's app."""
-    app.add_sink(UiFiles(), PATH + r"(?P<path>/.*)?$")
+    """Wire ``/ui/`` (a route, so it is in the OpenAPI document) and its files (a sink) into the app."""
+    app.add_route(PATH + "/", UiPage())
+    app.add_sink(UiFiles(), PATH + r"(?P<path>/.+)?$")

@@ -39,6 +39,7 @@ CONTRACT_ROUTES = {
     ("GET", "/project/tasks/{id}"), ("GET", "/task/view/{id}"), ("POST", "/project/retry_tasks/{id}"),
     ("POST", "/project/delete_tasks/{id}"), ("POST", "/project/update_tasks/{id}"), ("POST", "/task/edit/{id}"),
     ("GET", "/docs"),  # not in the contract's table: the gateway's interactive reference (gateway/docs.py)
+    ("GET", "/ui/"),  # not in the contract's table: the manager web UI (gateway/ui.py)
 }
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "trace")
 
@@ -119,7 +120,7 @@ def test_documented_routes_equal_wired_routes(doc):
     declared = {(r.method, r.path) for p in discover().values() for r in p.route_list()}
     assert declared <= wired
     assert {path for _, path in wired - declared} == {"/", "/healthz", "/readyz", "/metrics", "/openapi.json",
-                                                      "/docs"}
+                                                      "/docs", "/ui/"}
 
 
 def test_built_once_from_the_installed_plugins(doc):

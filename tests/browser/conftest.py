@@ -30,7 +30,7 @@ from tests.harness import Api, System
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-AXE = Path(__file__).with_name("vendor") / "axe.min.js"
+AXE = Path(__file__).with_name("vendor") / "axe-core" / "axe.min.js"
 PASSWORD = "tt-test-password"
 WAIT = 15.0
 # What a headless Chromium needs on these machines (closed network, root, no GPU): without the
