@@ -318,7 +318,7 @@ def _gateway_paths(refs: dict) -> dict:
         "/ui/": {"get": {
             "operationId": "gateway.ui", "tags": tag,
             "summary": "(extension) The manager web UI (a single page over this API; served by the gateway itself)",
-            "responses": {"200": {"description": "HTML page; its scripts and styles are under /ui/, nothing from elsewhere",
+            "responses": {"200": {"description": "HTML page; its files are under /ui/, nothing from elsewhere",
                                   "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         PATH: {"get": {
             "operationId": "gateway.openapi", "tags": tag, "summary": "(extension) This OpenAPI document",

@@ -8,9 +8,7 @@ byte for byte what gateway/static/vendor/MANIFEST.json says was taken from the n
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -42,6 +42,7 @@ CHROMIUM_FLAGS = (
 )
 DESKTOP = (1440, 1000)
 PHONE = (390, 844)
+RETRIED = (NoSuchElementException, StaleElementReferenceException)
 
 
 @pytest.fixture(scope="package")
@@ -100,6 +101,7 @@ class Ui:
     # --- navigation -----------------------------------------------------------------------------
     def open(self, hash_path: str = "#/projects") -> None:
         """Load the page at a screen (a full load, as a bookmark would)."""
+        self.driver.get("about:blank")  # else a URL that differs only by its hash is no new load
         self.driver.get(f"{self.system.url}/ui/{hash_path}")
         self.wait_ready()
 
@@ -109,7 +111,12 @@ class Ui:
         self.wait_ready()
 
     def wait_ready(self) -> None:
-        self.wait(lambda d: d.execute_script("return !!document.querySelector('#main .screen')"))
+        """Until the screen of the current hash has been drawn (the shell marks each screen's root
+        with its route; a query after ``?`` is the screen's own state)."""
+        self.wait(lambda d: d.execute_script(
+            "const s = document.querySelector('#main .screen');"
+            "const want = (location.hash.replace(/^#/, '') || '/projects').split('?')[0];"
+            "return !!s && s.dataset.route === want;"))
 
     # --- identities -----------------------------------------------------------------------------
     def new_manager(self, username: str | None = None) -> Api:
@@ -162,7 +169,8 @@ class Ui:
         box.send_keys(text)
 
     def wait(self, condition, timeout: float = WAIT):
-        return WebDriverWait(self.driver, timeout).until(condition)
+        """Poll ``condition``; an element a live refresh redrew meanwhile is looked up again."""
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=RETRIED).until(condition)
 
     def wait_text(self, text: str, css: str = "#main", timeout: float = WAIT) -> None:
         try:

@@ -81,8 +81,13 @@ function match(path) {
   return null;
 }
 
-function notFound(root) {
-  fill(root, h("div.screen", {}, h("h1", "Not found"), h("p", {}, "No screen here. ", h("a", {href: "#/projects"}, "Back to the projects"))));
+/** The screen a path shows (its query part is the screen's own state): tests wait for it. */
+function routeName(path) {
+  return path.split("?")[0];
+}
+
+function notFound(root, path) {
+  fill(root, h("div.screen", {"data-route": routeName(path)}, h("h1", "Not found"), h("p", {}, "No screen here. ", h("a", {href: "#/projects"}, "Back to the projects"))));
 }
 
 async function route() {
@@ -92,12 +97,12 @@ async function route() {
   current = null;
   const found = match(path);
   drawNav();
-  if (!found) return notFound(main);
+  if (!found) return notFound(main, path);
   let screen;
   try {
     screen = (await found.route.load()).default;
   } catch (err) {
-    fill(main, h("div.screen", {}, h("p.error", {role: "alert"}, "This screen failed to load: " + err.message)));
+    fill(main, h("div.screen", {"data-route": routeName(path)}, h("p.error", {role: "alert"}, "This screen failed to load: " + err.message)));
     return;
   }
   if (mine !== generation) return;
@@ -106,11 +111,11 @@ async function route() {
     return;
   }
   if (screen.needs === "admin" && !ctx.session.tracker_admin) {
-    fill(main, h("div.screen", {}, h("h1", screen.title), h("p.error", "Only a tracker admin can open this screen.")));
+    fill(main, h("div.screen", {"data-route": routeName(path)}, h("h1", screen.title), h("p.error", "Only a tracker admin can open this screen.")));
     return;
   }
   document.title = `${screen.title} · task_tracker`;
-  const root = h("div.screen");
+  const root = h("div.screen", {"data-route": routeName(path)});
   fill(main, root);
   try {
     const view = (await screen.render(root, found.params, ctx)) || {};
