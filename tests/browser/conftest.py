@@ -111,12 +111,13 @@ class Ui:
         self.wait_ready()
 
     def wait_ready(self) -> None:
-        """Until the screen of the current hash has been drawn (the shell marks each screen's root
-        with its route; a query after ``?`` is the screen's own state)."""
+        """Until the screen of the current hash has been drawn with its data (the shell marks each
+        screen's root with its route, and ``data-ready`` once its first render finished; a query
+        after ``?`` is the screen's own state)."""
         self.wait(lambda d: d.execute_script(
             "const s = document.querySelector('#main .screen');"
             "const want = (location.hash.replace(/^#/, '') || '/projects').split('?')[0];"
-            "return !!s && s.dataset.route === want;"))
+            "return !!s && s.dataset.route === want && s.dataset.ready === '1';"))
 
     # --- identities -----------------------------------------------------------------------------
     def new_manager(self, username: str | None = None) -> Api:

@@ -87,7 +87,7 @@ function routeName(path) {
 }
 
 function notFound(root, path) {
-  fill(root, h("div.screen", {"data-route": routeName(path)}, h("h1", "Not found"), h("p", {}, "No screen here. ", h("a", {href: "#/projects"}, "Back to the projects"))));
+  fill(root, h("div.screen", {"data-route": routeName(path), "data-ready": "1"}, h("h1", "Not found"), h("p", {}, "No screen here. ", h("a", {href: "#/projects"}, "Back to the projects"))));
 }
 
 async function route() {
@@ -102,7 +102,7 @@ async function route() {
   try {
     screen = (await found.route.load()).default;
   } catch (err) {
-    fill(main, h("div.screen", {"data-route": routeName(path)}, h("p.error", {role: "alert"}, "This screen failed to load: " + err.message)));
+    fill(main, h("div.screen", {"data-route": routeName(path), "data-ready": "1"}, h("p.error", {role: "alert"}, "This screen failed to load: " + err.message)));
     return;
   }
   if (mine !== generation) return;
@@ -111,7 +111,7 @@ async function route() {
     return;
   }
   if (screen.needs === "admin" && !ctx.session.tracker_admin) {
-    fill(main, h("div.screen", {"data-route": routeName(path)}, h("h1", screen.title), h("p.error", "Only a tracker admin can open this screen.")));
+    fill(main, h("div.screen", {"data-route": routeName(path), "data-ready": "1"}, h("h1", screen.title), h("p.error", "Only a tracker admin can open this screen.")));
     return;
   }
   document.title = `${screen.title} · task_tracker`;
@@ -131,6 +131,7 @@ async function route() {
       drawNav();
     }
   }
+  root.dataset.ready = "1"; // drawn with its data (or its error): what tests wait for
   main.focus({preventScroll: true});
   schedule();
 }
