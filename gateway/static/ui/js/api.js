@@ -56,3 +56,14 @@ export const ROLES = [
   {bit: 8, name: "SECRET"},
   {bit: 16, name: "MAINTENANCE"},
 ];
+
+/** A read the visitor may not be allowed (401/403) or that failed: null instead of failing the
+ *  whole screen, which then shows "—" for what it could not read. */
+export async function optional(promise) {
+  try {
+    return await promise;
+  } catch (err) {
+    if (err instanceof ApiError) return null;
+    throw err;
+  }
+}

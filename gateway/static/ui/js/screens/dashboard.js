@@ -1,7 +1,7 @@
 // A project's dashboard: its facts, the task counts now (status doughnut), a timeline of the
 // monitoring snapshots over a chosen range, tasks per assignee, throughput and an ETA, and the
 // maintenance buttons. Every chart has a text alternative (aria-label and a table or a summary).
-import {ApiError} from "../api.js";
+import {ApiError, optional} from "../api.js";
 import {fill, fmtNumber, fmtTime, h} from "../dom.js";
 import {loadProject, projectHeader} from "../project_nav.js";
 import {destroyCharts, makeChart, seriesColors, themeColors, thin, timeTick, updateChart} from "../charts.js";
@@ -17,16 +17,6 @@ const TIMELINE = [
 const ROLE_EDIT = 2;
 const ROLE_MAINTENANCE = 16;
 const GIT_REPO = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
-
-/** A read the visitor may not be allowed: null instead of failing the whole screen. */
-async function optional(promise) {
-  try {
-    return await promise;
-  } catch (err) {
-    if (err instanceof ApiError) return null;
-    throw err;
-  }
-}
 
 /** The caller's role bits on the project: which buttons to show (the server checks again).
  *  Anonymous → 0; a tracker admin → all; unknown (the list failed) → all, and the server decides. */

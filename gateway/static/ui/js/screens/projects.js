@@ -1,7 +1,7 @@
 // Every project the visitor may read, with its visibility, state, motd, version and live task
 // counts. Anonymous visitors see the public and private (non-hidden) projects; a manager also sees
 // the hidden ones it has READ on (the server decides: GET /project/list).
-import {ApiError} from "../api.js";
+import {optional} from "../api.js";
 import {fill, fmtNumber, h, table} from "../dom.js";
 
 const COUNTS = [
@@ -17,17 +17,6 @@ export function visibility(p) {
 }
 
 const VISIBILITY_BADGE = {public: "badge ok", private: "badge", hidden: "badge warn"};
-
-/** An extra read that the visitor may not be allowed (401/403) or that failed: its numbers show "—"
- *  and the project's row stays. */
-async function optional(promise) {
-  try {
-    return await promise;
-  } catch (err) {
-    if (err instanceof ApiError) return null;
-    throw err;
-  }
-}
 
 /** Live counts of one project: new / failed / awaiting from the newest monitoring snapshot, closed
  *  from the project's own counter (live), assigned from the holders of live leases. */
