@@ -50,3 +50,32 @@ def test_a_manager_screen_sends_a_visitor_to_log_in_and_back(ui):
     ui.click("form button[type=submit]")
     ui.wait_hash("#/account")
     ui.wait_text(manager.username, "#account-username")
+
+
+def test_the_keyboard_alone_logs_in_and_reaches_every_screen_of_the_bar(ui):
+    """No mouse: Tab to the fields, Enter submits; the navigation bar's links take the focus in order."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    manager = ui.new_manager()
+    ui.open("#/login")
+    focused = lambda: ui.driver.switch_to.active_element  # noqa: E731
+    assert focused().get_attribute("name") == "username"  # the form takes the focus when it opens
+    focused().send_keys(manager.username, Keys.TAB)
+    assert focused().get_attribute("name") == "password"
+    focused().send_keys(PASSWORD, Keys.ENTER)
+    ui.wait_hash("#/projects")
+    ui.wait_text(manager.username, "#nav")
+    ui.driver.execute_script("document.querySelector('.skip').focus()")  # the page's first stop
+    assert focused().text == "" or "Skip" in focused().get_attribute("textContent")
+    seen = []
+    for _ in range(12):
+        ActionChains(ui.driver).send_keys(Keys.TAB).perform()
+        element = focused()
+        if element.get_attribute("href") and "#/" in element.get_attribute("href"):
+            seen.append(element.get_attribute("href").split("#", 1)[1])
+    for route in ("/projects", "/workers", "/logs", "/console", "/managers", "/account"):
+        assert route in seen, seen
+    visible = ui.driver.execute_script(
+        "return getComputedStyle(document.activeElement).outlineStyle !== 'none'")
+    assert visible  # focus is shown

@@ -132,7 +132,9 @@ async function route() {
     }
   }
   root.dataset.ready = "1"; // drawn with its data (or its error): what tests wait for
-  main.focus({preventScroll: true});
+  // A screen that put the focus somewhere (the login form's first field) keeps it; otherwise the
+  // focus moves to the new screen, so a keyboard or screen-reader user starts reading there.
+  if (!main.contains(document.activeElement) || document.activeElement === main) main.focus({preventScroll: true});
   schedule();
 }
 
