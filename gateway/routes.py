@@ -176,19 +176,25 @@ class Dispatcher:
         """Ask; while the answer is "nothing yet", park until woken or the wait is over.
 
         The request is parked before each ask, so a task committed between the ask and the park
-        still wakes it. Each wake-up costs one RPC; between them the request holds nothing.
+        still wakes it. Each wake-up costs one RPC; between them the request holds nothing. A
+        request woken by a notification that leaves with an answer (a task, or an error) wakes the
+        next parked one (gateway/longpoll.py: a notification wakes only a few).
         """
         deadline = time.monotonic() + params["wait"]
+        woken = False
         while True:
             event = self.waiters.park(project)
             try:
                 answer = self._call(service, route, caller, params)
                 left = deadline - time.monotonic()
                 if not answer.park or left <= 0:
+                    if not answer.park and (woken or event.is_set()):
+                        self.waiters.pass_on(project)
                     return answer
                 retry_in = answer.retry_in
                 # A floor between re-asks: an expiry is met a little late rather than polled for.
                 self.waiters.wait(event, left if retry_in is None else min(left, max(retry_in, 0.0) + 0.02))
+                woken = event.is_set()  # by a notification (or a pass_on), not by the clock
             finally:
                 self.waiters.unpark(project, event)
 

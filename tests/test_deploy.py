@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import kubernetes_validate
 import pytest
@@ -176,6 +176,50 @@ def test_custom_resources_by_hand():
     assert spec["bootstrap"]["initdb"]["owner"] == db_url.username
 
 
+def _amqp_uris() -> list[str]:
+    """TT_AMQP_URI's broker URLs: kombu splits the setting on ';' (no spaces allowed around them)."""
+    return _secret()["TT_AMQP_URI"].split(";")
+
+
+def test_the_broker_is_a_three_node_cluster_the_processes_fail_over_between():
+    rabbit = next(iter(_of_kind("RabbitmqCluster").values()))
+    name, replicas = rabbit["metadata"]["name"], rabbit["spec"]["replicas"]
+    assert replicas == 3, "quorum queues survive the loss of one node of three (a majority stays)"
+    uris = _amqp_uris()
+    assert len(uris) >= 2, "several broker addresses, for kombu's failover"
+    parts = [urlsplit(uri) for uri in uris]
+    assert all(p.scheme == "amqp" and p.port == 5672 for p in parts), uris
+    # one user, password and virtual host: kombu reuses each URL's own, and they must agree
+    assert len({(p.username, p.password, p.path) for p in parts}) == 1, uris
+    # the operator's Service (any ready node) and each node by its stable name in the headless Service
+    nodes = {f"{name}-server-{i}.{name}-nodes" for i in range(replicas)}
+    hosts = [p.hostname for p in parts]
+    assert len(hosts) == len(set(hosts)) and set(hosts) <= nodes | {name} and nodes <= set(hosts), hosts
+    # KEDA parses the whole setting as one URL: its virtual host must be given separately
+    vhost = unquote(parts[0].path[1:]) or "/"
+    for scaled in _of_kind("ScaledObject").values():
+        for trigger in scaled["spec"]["triggers"]:
+            assert trigger["metadata"].get("vhostName") == vhost, (scaled["metadata"]["name"], trigger)
+
+
+def test_the_database_replicates_synchronously_and_the_url_wants_the_primary():
+    """A commit is acknowledged only once a standby has it: losing the primary loses nothing the
+    API answered (deploy/README.md "Losing a node")."""
+    spec = next(iter(_of_kind("Cluster").values()))["spec"]
+    sync = spec["postgresql"]["synchronous"]
+    assert sync["method"] in {"any", "first"} and sync["number"] >= 1, sync
+    # "required" (the default) never falls back to asynchronous replication while standbys are missing
+    assert sync.get("dataDurability", "required") == "required", sync
+    assert set(sync) <= {"method", "number", "dataDurability", "maxStandbyNamesFromCluster",
+                         "standbyNamesPre", "standbyNamesPost"}, sync
+    # the deprecated fields and the synchronous stanza are mutually exclusive in CloudNativePG
+    assert not {"minSyncReplicas", "maxSyncReplicas"} & set(spec), spec
+    # one standby more than the quorum, so that losing a standby does not stop the writes
+    assert spec["instances"] >= sync["number"] + 2, spec
+    query = parse_qs(urlsplit(_secret()["TT_DATABASE_URL"]).query)
+    assert query.get("target_session_attrs") == ["read-write"], query
+
+
 # --- one Deployment per service, real commands, probes, resources ------------------------------------
 def test_every_discovered_service_has_a_deployment_and_a_scaler():
     """A service added to the code (an entry point) without manifests fails here."""
@@ -262,6 +306,159 @@ def test_gateway_drains_before_it_stops():
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     for name, deployment in _of_kind("Deployment").items():
         assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 20, name
+
+
+# --- network policies --------------------------------------------------------------------------------
+# The pods the policies are about: the tracker's (from its Deployments and Job) and the operators'
+# (labels the RabbitMQ Cluster Operator and CloudNativePG put on the pods of the custom resources
+# in operators/: app.kubernetes.io/name=<cluster>, component rabbitmq; cnpg.io/cluster=<cluster>).
+def _tracker_pods() -> dict[str, dict[str, str]]:
+    return {w["metadata"]["name"]: w["spec"]["template"]["metadata"]["labels"] for w in _workloads()}
+
+
+def _broker_pod() -> dict[str, str]:
+    name = next(iter(_of_kind("RabbitmqCluster")))
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "rabbitmq",
+            "app.kubernetes.io/part-of": "rabbitmq"}
+
+
+def _database_pod() -> dict[str, str]:
+    return {"cnpg.io/cluster": next(iter(_of_kind("Cluster"))), "cnpg.io/podRole": "instance",
+            "cnpg.io/instanceRole": "primary"}
+
+
+def _namespace_pods() -> dict[str, dict[str, str]]:
+    return {**_tracker_pods(), "broker": _broker_pod(), "database": _database_pod()}
+
+
+def _matches(selector: dict, labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and matchExpressions) against a pod's labels."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        held = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+                "Exists": key in labels, "DoesNotExist": key not in labels}[operator]
+        if not held:
+            return False
+    return True
+
+
+def _policies() -> dict[str, dict]:
+    return _of_kind("NetworkPolicy")
+
+
+def _policies_of(pod: dict[str, str], direction: str) -> list[dict]:
+    """The policies that isolate ``pod`` in ``direction`` (Ingress/Egress)."""
+    return [p for p in _policies().values()
+            if _matches(p["spec"]["podSelector"], pod) and direction in p["spec"].get("policyTypes", ["Ingress"])]
+
+
+def _rules(pod: dict[str, str], direction: str) -> list[dict]:
+    key = "ingress" if direction == "Ingress" else "egress"
+    return [rule for policy in _policies_of(pod, direction) for rule in policy["spec"].get(key, [])]
+
+
+def _peer_pods(peer: dict) -> set[str]:
+    """Which of this namespace's pods a peer (no namespaceSelector, no ipBlock) selects."""
+    return {name for name, labels in _namespace_pods().items() if _matches(peer["podSelector"], labels)}
+
+
+def _ports(rule: dict) -> set[tuple[str, int]]:
+    return {(p.get("protocol", "TCP"), p["port"]) for p in rule.get("ports", [])}
+
+
+def _is_dns(peer: dict) -> bool:
+    return (peer.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": "kube-system"}
+            and peer.get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"})
+
+
+DNS_PORTS = {("UDP", 53), ("TCP", 53)}
+
+
+def test_network_policies_deny_everything_by_default():
+    core = {name for f in _docs(K8S / "kustomization.yaml")[0]["resources"] for d in _docs(K8S / f)
+            if d["kind"] == "NetworkPolicy" for name in [d["metadata"]["name"]]}
+    deny = [p for name, p in _policies().items() if name in core and p["spec"]["podSelector"] == {}
+            and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+            and not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    assert len(deny) == 1, "one default-deny policy (ingress and egress) for the whole namespace, in the core"
+    for name, labels in _namespace_pods().items():  # so every pod is isolated both ways
+        assert _policies_of(labels, "Ingress") and _policies_of(labels, "Egress"), name
+
+
+def test_every_network_policy_selects_real_pods():
+    pods = _namespace_pods()
+    for name, policy in _policies().items():
+        selector = policy["spec"]["podSelector"]
+        assert selector == {} or any(_matches(selector, labels) for labels in pods.values()), name
+        for key, peers_key in (("ingress", "from"), ("egress", "to")):
+            for rule in policy["spec"].get(key, []):
+                for peer in rule.get(peers_key, []):
+                    assert "ipBlock" not in peer, (name, peer)
+                    if "namespaceSelector" not in peer:  # a pod of this namespace: it must exist
+                        assert _peer_pods(peer), (name, peer)
+    # the component lists in the policies name every Deployment: a new service must be added there
+    for deployment in _of_kind("Deployment"):
+        assert any(_peer_pods(peer) >= {deployment} for rule in _rules(_broker_pod(), "Ingress")
+                   for peer in rule.get("from", []) if "namespaceSelector" not in peer), deployment
+
+
+def test_only_the_gateway_is_reachable_and_services_accept_nothing():
+    gateway = _of_kind("Deployment")["gateway"]["spec"]["template"]["spec"]["containers"][0]
+    gateway_ports = {("TCP", p["containerPort"]) for p in gateway["ports"]}
+    for name, labels in _tracker_pods().items():
+        rules = _rules(labels, "Ingress")
+        if name == "gateway":
+            # from anywhere (no "from"), but only on the HTTP port, which also serves /metrics
+            assert rules and all("from" not in rule and _ports(rule) == gateway_ports for rule in rules), rules
+        else:
+            assert rules == [], f"{name} accepts connections: {rules}"
+    # nothing else in the namespace takes connections from everywhere
+    for name, labels in {"broker": _broker_pod(), "database": _database_pod()}.items():
+        for rule in _rules(labels, "Ingress"):
+            assert rule.get("from"), (name, rule)
+            for peer in rule["from"]:
+                assert "namespaceSelector" not in peer or peer.get("podSelector", {}).get("matchLabels"), (name, peer)
+
+
+def test_services_and_gateway_reach_only_the_broker_the_database_and_dns():
+    wanted = {"broker": {("TCP", 5672)}, "database": {("TCP", 5432)}}
+    for name, labels in _tracker_pods().items():
+        reached: dict[str, set] = {}
+        for rule in _rules(labels, "Egress"):
+            assert rule.get("to") and rule.get("ports"), (name, rule)  # never "anywhere" or "any port"
+            for peer in rule["to"]:
+                if _is_dns(peer):
+                    assert _ports(rule) <= DNS_PORTS, (name, rule)
+                    reached.setdefault("dns", set()).update(_ports(rule))
+                    continue
+                assert "namespaceSelector" not in peer, (name, peer)
+                targets = _peer_pods(peer)
+                assert len(targets) == 1 and targets <= set(wanted), (name, peer, targets)
+                (target,) = targets
+                assert _ports(rule) == wanted[target], (name, rule)
+                reached.setdefault(target, set()).update(_ports(rule))
+        expected = {"database", "dns"} if name == "tt-migrate" else {"broker", "database", "dns"}
+        assert set(reached) == expected, (name, reached)
+        assert reached["dns"] == DNS_PORTS, name
+
+
+def test_broker_and_database_accept_only_this_systems_pods():
+    tracker, apps = _tracker_pods(), set(_of_kind("Deployment"))
+    for name, labels, port, clients in (("broker", _broker_pod(), 5672, apps),
+                                        ("database", _database_pod(), 5432, apps | {"tt-migrate"})):
+        allowed_clients = set()
+        for rule in _rules(labels, "Ingress"):
+            for peer in rule["from"]:
+                if "namespaceSelector" in peer:  # an operator (or KEDA) in its own namespace
+                    continue
+                targets = _peer_pods(peer)
+                assert targets <= set(tracker) or targets == {name}, (name, peer, targets)
+                if targets <= set(tracker):
+                    assert _ports(rule) == {("TCP", port)}, (name, rule)
+                    allowed_clients |= targets
+        assert allowed_clients == clients, (name, allowed_clients)
 
 
 # --- cross-references ------------------------------------------------------------------------------

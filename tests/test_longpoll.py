@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from tests.harness import Api
+from gateway.longpoll import WAKE_AT_ONCE
+from tests.harness import Api, gateway_worker_pids
 
 NO_TASK = {"ok": False, "message": "No task available"}
 FAR_ID = 10 ** 12
@@ -340,3 +341,50 @@ def test_hundred_parked_waiters_do_not_block_other_requests(api, make_project, g
     assert late < 8, f"the last waiter answered {late:.2f} s after the submit"
     for x in waiters:
         assert x.task["assignee"] == x.worker.id
+
+
+def _get_task_asks(system) -> float:
+    """task_svc get calls the gateway has sent (every process; each parked request's ask counts one)."""
+    text = requests.get(system.url + "/metrics", headers={"Connection": "close"}, timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("tt_rpc_calls_total{") and 'operation="get_tasks"' in line)
+
+
+def test_one_task_wakes_a_few_parked_waiters_and_many_tasks_reach_all(api, make_project, grant, system):
+    """A notification wakes at most WAKE_AT_ONCE parked requests per gateway process (each woken one
+    that gets a task wakes the next): one task for 250 waiters costs a few dozen asks, not 250; 249
+    more tasks in one bulk still reach every waiter at once, not at the end of its wait."""
+    pid = make_project(public=True)
+    submitter = api.new_worker("lp-herd-submitter")
+    grant(submitter, pid)
+    consumers = [api.new_worker(f"lp-herd{i}") for i in range(10)]
+    n = 250
+    before = _get_task_asks(system)
+    waiters = [Waiter(consumers[i % 10], f"/task/get/{pid}?wait=25").start() for i in range(n)]
+    deadline = time.monotonic() + 15
+    while _get_task_asks(system) < before + n:  # each asked once, found nothing, parked
+        assert time.monotonic() < deadline, "the waiters did not all ask within 15 s"
+        time.sleep(0.2)
+    time.sleep(0.5)
+    assert all(x.answered is None for x in waiters)
+
+    asks = _get_task_asks(system)
+    submitted = time.monotonic()
+    submit(submitter, pid, recipe="the only one")
+    time.sleep(2)
+    woken_asks = _get_task_asks(system) - asks
+    got = [x for x in waiters if x.answered is not None]
+    assert len(got) == 1 and got[0].task["recipe"] == "the only one", [x.body for x in got]
+    assert got[0].answered - submitted < 1.5
+    processes = len(gateway_worker_pids(system))
+    assert woken_asks <= processes * WAKE_AT_ONCE + 10, f"{woken_asks:g} asks for one task ({processes} gateways)"
+
+    r = submitter.post("/task/bulk_submit", [{"project": pid, "recipe": f"rest{i}"} for i in range(n - 1)])
+    assert r.status_code == 200, r.text
+    bulk = time.monotonic()
+    for waiter in waiters:
+        waiter.join()
+    tasks = [x.task for x in waiters]  # every waiter got one (none answered "No task available")
+    assert len({t["id"] for t in tasks}) == n
+    late = max(x.answered for x in waiters) - bulk
+    assert late < 10, f"the last waiter answered {late:.2f} s after the bulk (its wait was 25 s)"

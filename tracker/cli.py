@@ -53,14 +53,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Supervisor(children).run()
 
 
+# Descriptors a gateway process needs besides its client connections: the listening socket, the
+# broker and LISTEN connections, logs, gunicorn's heartbeat file, imported modules.
+FD_MARGIN = 256
+
+
+def fd_soft_limit(wanted: int, soft: int, hard: int, infinity: int = -1) -> int:
+    """The soft RLIMIT_NOFILE that lets a process open ``wanted`` descriptors: raised up to the
+    hard limit (which an unprivileged process cannot pass), never lowered."""
+    if soft == infinity:
+        return soft
+    target = wanted if hard == infinity else min(wanted, hard)
+    return max(soft, target)
+
+
+def _raise_fd_limit(connections: int) -> None:
+    """Every connection is a descriptor; soft limits are often 1,024 while the hard limit allows
+    far more. gunicorn's master and workers inherit the limit through exec and fork."""
+    import resource
+
+    wanted = connections + FD_MARGIN
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    new = fd_soft_limit(wanted, soft, hard, resource.RLIM_INFINITY)
+    if new != soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    if new != resource.RLIM_INFINITY and new < connections:
+        print(f"tracker: the file descriptor limit ({new}) allows fewer than TT_GATEWAY_CONNECTIONS="
+              f"{connections} connections per gateway process; raise the hard limit (ulimit -Hn)",
+              file=sys.stderr, flush=True)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.name == "gateway":
         from tracker.settings import get_settings
 
         settings = get_settings()
         workers = str(args.workers or settings.gateway_workers)
+        _raise_fd_limit(settings.gateway_connections)
         argv = [sys.executable, "-m", "gunicorn", "--config", "python:gateway.gunicorn_conf",
                 "--worker-class", "gevent", "--workers", workers,
+                # gunicorn's default, 1,000 per process, would leave parked long-polls and idle
+                # keep-alive clients in the listen backlog (bench/many_clients.py)
+                "--worker-connections", str(settings.gateway_connections),
                 "--bind", settings.bind, "--graceful-timeout", "35", "--timeout", "60",
                 # one control socket path per user would be shared by every gateway on the machine
                 "--no-control-socket",

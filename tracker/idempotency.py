@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 
 from tracker.contract import Reply
 
@@ -55,6 +56,30 @@ RECORD_STRICT = """
 def record_params(outcomes: list[tuple[str, dict, int]]) -> dict:
     return {"rows": json.dumps([[request, answer, keep] for request, answer, keep in outcomes],
                                separators=(",", ":"))}
+
+
+# What a batch answered without storing (a long-poll's "nothing yet", a refusal) is checked
+# against the replies stored before, in the commit's round trip: a redelivery whose first run
+# committed answers that run's reply (tracker.service).
+LOOKUP = """
+    SELECT request, reply FROM rpc_outcome
+    WHERE request = ANY(CAST(%(requests)s AS text[])) AND expires > now()"""
+
+_RECORD_ONE = text("INSERT INTO rpc_outcome (request, reply, expires)"
+                   " VALUES (:request, :reply, now() + make_interval(secs => :keep))")
+
+
+def record(conn: Connection, request: str, reply: Reply, keyed: bool = False) -> None:
+    """Store one reply in ``conn``'s transaction, for an operation that opens its own
+    transactions (``stepwise``, tracker/service.py); Replayed if a run of the same request
+    stored one before (the unique key makes this wait for a run still in flight)."""
+    try:
+        conn.execute(_RECORD_ONE, {"request": request, "reply": json.dumps(reply.wire(), separators=(",", ":")),
+                                   "keep": KEYED_WINDOW if keyed else REDELIVERY_WINDOW})
+    except IntegrityError as exc:
+        if replayed(exc):
+            raise Replayed(request) from exc
+        raise
 
 
 def replayed(exc: Exception) -> bool:

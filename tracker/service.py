@@ -14,7 +14,10 @@ transaction of three database round trips (tracker.db.script):
    the rows. A per-call operation runs its handler once per call.
 3. what the operations deferred to the commit (closure counters, ``NOTIFY``), the replies of
    state-changing calls (``once``: a redelivered or retried request answers its first reply
-   instead of acting twice, tracker/idempotency.py), and ``COMMIT``.
+   instead of acting twice, tracker/idempotency.py), and ``COMMIT``. A ``once`` call answered
+   without storing (a long-poll's "nothing yet", a refusal) looks up, in that round trip, whether
+   an earlier run of its request stored a reply: a redelivered get whose first run handed out the
+   last task answers that task. ``tests/test_redelivery.py`` delivers every such operation twice.
 
 A refused call (a ``Refused`` error) stores nothing and changes nothing: a per-call handler runs
 in a savepoint when it shares its batch, and a batch of one is rolled back.
@@ -26,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +46,10 @@ from tracker.patches import rpc
 
 log = logging.getLogger("tracker.service")
 DEADLINE_MARGIN = 0.5  # seconds
+# The request name of the per-call operation running in this greenthread: an operation that asks
+# another service for a change names that call after its own, so that a redelivery of it replays
+# the other service's reply instead of acting there again (git_svc → project_svc.set_version).
+REQUEST: ContextVar[str | None] = ContextVar("tt_request", default=None)
 
 SetBased = Callable[[Any, "Batch", list["Call"]], Generator[Any, list, None]]
 
@@ -53,7 +61,8 @@ class Operation:
     worker's call, whose access row the batch reads with the identities. ``set_based``: the
     handler is a generator over all of the batch's calls (see the module docstring);
     ``stepwise``: the handler opens its own transactions (a login commits its throttle event
-    before it hashes) and runs alone."""
+    before it hashes) and runs alone; if also ``once``, a stored reply is answered without running
+    it, and the handler stores its own (``idempotency.record``) with its last effect."""
 
     name: str
     handler: Callable
@@ -110,6 +119,7 @@ class Batch:
         self.service = service
         self.calls = calls
         self.conn: Connection | None = None
+        self.replay = False
 
     def answer(self, call: Call, reply: Reply) -> None:
         """A call's reply; stored at commit when its operation is ``once``."""
@@ -124,6 +134,7 @@ class Batch:
         ones, whose statements travel as one script in the order the service declares them."""
         for call in self.calls:
             call.ident, call.reply, call.store, call.wired = None, None, False, None
+        self.replay = replay
         with preloaded(), scripted_transaction() as conn:
             self.conn = conn
             self._begin()
@@ -170,15 +181,22 @@ class Batch:
         for call in calls:
             if len(self.calls) == 1:  # a refusal rolls the whole transaction back
                 try:
-                    self.answer(call, op.handler(self.service, self.conn, call.ident, call.params))
+                    self.answer(call, self._handle(op, call))
                 except Refused as refusal:
                     raise RolledBack(call, refusal) from None
                 continue
             try:
                 with self.conn.begin_nested():
-                    self.answer(call, op.handler(self.service, self.conn, call.ident, call.params))
+                    self.answer(call, self._handle(op, call))
             except Refused as refusal:
                 self.refuse(call, refusal)
+
+    def _handle(self, op: Operation, call: Call) -> Reply:
+        token = REQUEST.set(call.caller.request)
+        try:
+            return op.handler(self.service, self.conn, call.ident, call.params)
+        finally:
+            REQUEST.reset(token)
 
     def _set_based(self, ops: list[tuple[Operation, list[Call]]]) -> None:
         """Every set-based operation's statement in one script; each then answers its calls."""
@@ -204,15 +222,33 @@ class Batch:
         windows = (idempotency.REDELIVERY_WINDOW, idempotency.KEYED_WINDOW)
         keep = [(c.caller.request, c.wire(), windows[c.caller.keyed]) for c in self.calls if c.store]
         deferred = deferred_parts(self.conn)
+        unstored = self._unstored()
+        if unstored:
+            deferred.append((idempotency.LOOKUP, {"requests": list(unstored)}))
         if not keep:
-            script(self.conn, *deferred, "COMMIT")
-            return
-        try:
-            script(self.conn, *deferred, (idempotency.RECORD_STRICT, idempotency.record_params(keep)), "COMMIT")
-        except IntegrityError as exc:
-            if idempotency.replayed(exc):
-                raise idempotency.Replayed("batch") from exc
-            raise
+            results = script(self.conn, *deferred, "COMMIT")
+        else:
+            try:
+                results = script(self.conn, *deferred, (idempotency.RECORD_STRICT, idempotency.record_params(keep)),
+                                 "COMMIT")
+            except IntegrityError as exc:
+                if idempotency.replayed(exc):
+                    raise idempotency.Replayed("batch") from exc
+                raise
+        for row in results[len(deferred) - 1] if unstored else ():
+            call = unstored[row["request"]]
+            call.reply, call.store, call.wired = Reply.model_validate_json(row["reply"]), False, None
+
+    def _unstored(self) -> dict[str, Call]:
+        """The calls of a first run (not a replay) whose reply stores nothing although their
+        operation is ``once``: a long-poll's "nothing yet" and refusals. A redelivery's first run
+        may have committed a reply for one (the last task handed out, a rate limit charged):
+        that reply is the answer. A call refused as unauthenticated is never answered one."""
+        if self.replay:
+            return {}
+        return {c.caller.request: c for c in self.calls
+                if c.op.once and c.caller.request and not c.caller.keyed and not c.store and c.reply is not None
+                and c.reply.outcome is not Outcome.UNAUTHORIZED}
 
 
 class Service:
@@ -248,11 +284,18 @@ class Service:
         return Call(Caller.model_validate(caller), op, params)
 
     def _stepwise(self, call: Call) -> Reply:
+        """A stepwise operation; if ``once``, its stored reply when an earlier run stored one
+        (before or, still in flight, while this one ran: ``idempotency.Replayed``)."""
+        request = call.caller.request if call.op.once else None
         with outage_is_503(call.op.name) as answer:
-            try:
-                answer.reply = call.op.handler(self, call.caller, call.params)
-            except Refused as refusal:
-                answer.reply = refusal.reply()
+            answer.reply = _stored(request) if request else None
+            if answer.reply is None:
+                try:
+                    answer.reply = call.op.handler(self, call.caller, call.params)
+                except Refused as refusal:
+                    answer.reply = refusal.reply()
+                except idempotency.Replayed:
+                    answer.reply = _stored(request) or UNAVAILABLE
         return answer.reply
 
     def _run(self, batch: Batch) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 
 def _env(name: str, default: str) -> str:
@@ -28,6 +28,37 @@ def _list(name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
 
 
+def _netloc_hosts(url: str) -> tuple[str, list[tuple[str, str]]]:
+    """A URL's userinfo (with its ``@``, or "") and its ``host[:port]`` entries as (host, port),
+    port "" where none is given. libpq URLs may name several hosts, comma-separated
+    (``h1:5432,h2:5432``), which ``urlsplit().port`` cannot parse."""
+    userinfo, at, hosts = urlsplit(url).netloc.rpartition("@")
+    entries = []
+    for entry in hosts.split(","):
+        if entry.startswith("["):  # IPv6 literal: [::1]:5432
+            host, _, rest = entry[1:].partition("]")
+            port = rest[1:]
+        else:
+            host, _, port = entry.partition(":")
+        entries.append((unquote(host), port))
+    return userinfo + at, entries
+
+
+def _multihost_for_sqlalchemy(url: str) -> str:
+    """SQLAlchemy's URL parser takes one host in the netloc (``h1:5432,h2:5432`` fails as a port),
+    but passes ``?host=h1,h2&port=5432,5432`` on to psycopg, which hands libpq the same lists the
+    netloc form gives it. So a multi-host URL moves its hosts into the query; others are unchanged."""
+    userinfo, entries = _netloc_hosts(url)
+    if len(entries) < 2:
+        return url
+    parts = urlsplit(url)
+    query = [("host", ",".join(host for host, _ in entries))]
+    if any(port for _, port in entries):
+        query.append(("port", ",".join(port for _, port in entries)))  # "" = libpq's default port
+    query += parse_qsl(parts.query, keep_blank_values=True)
+    return urlunsplit(parts._replace(netloc=userinfo, query=urlencode(query, safe=",:")))
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -38,6 +69,7 @@ class Settings:
     admin_rpc_timeout: float  # the routes declared slow (bulk task administration, maintenance)
     session_lifetime: int
     gateway_workers: int
+    gateway_connections: int  # open connections one gateway process serves at once (parked long-polls count)
     service_max_workers: int
     db_pool_size: int
     public_logs: bool
@@ -58,26 +90,37 @@ class Settings:
 
     @property
     def sqlalchemy_url(self) -> str:
-        """SQLAlchemy wants the driver named; operators write plain libpq URLs."""
+        """SQLAlchemy wants the driver named; operators write plain libpq URLs, possibly with
+        several hosts (``h1:5432,h2:5432/db?target_session_attrs=read-write``: libpq tries each
+        until one is the primary), which SQLAlchemy takes only in its query form."""
         url = self.database_url
         for prefix in ("postgresql://", "postgres://"):
             if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix):]
-        return url
+                url = "postgresql+psycopg://" + url[len(prefix):]
+                break
+        return _multihost_for_sqlalchemy(url)
 
     @property
     def libpq_url(self) -> str:
+        """The URL as libpq reads it (psycopg.connect, conninfo_to_dict): several hosts included."""
         return self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
     @property
     def database_address(self) -> str:
-        parts = urlsplit(self.libpq_url)
-        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+        """Every host:port of the URL, comma-separated (for messages)."""
+        _, entries = _netloc_hosts(self.libpq_url)
+        return ",".join(f"{f'[{host}]' if ':' in host else host or 'localhost'}:{port or 5432}"
+                        for host, port in entries)
 
     @property
     def amqp_address(self) -> str:
-        parts = urlsplit(self.amqp_uri)
-        return f"{parts.hostname or 'localhost'}:{parts.port or 5672}"
+        """Every host:port of the broker URL, comma-separated (for messages): ``TT_AMQP_URI`` may
+        list several URLs separated by ``;``, which kombu fails over between."""
+        addresses = []
+        for uri in self.amqp_uri.split(";"):
+            parts = urlsplit(uri.strip())
+            addresses.append(f"{parts.hostname or 'localhost'}:{parts.port or 5672}")
+        return ",".join(addresses)
 
     def rpc_queue(self, service: str) -> str:
         """Service queues are named after the exchange, so two systems sharing one virtual host
@@ -105,6 +148,7 @@ def get_settings() -> Settings:
         admin_rpc_timeout=float(_env("TT_ADMIN_RPC_TIMEOUT", "600")),
         session_lifetime=int(_env("TT_SESSION_LIFETIME", str(8 * 3600))),
         gateway_workers=int(_env("TT_GATEWAY_WORKERS", "1")),
+        gateway_connections=int(_env("TT_GATEWAY_CONNECTIONS", "20000")),
         service_max_workers=int(_env("TT_SERVICE_MAX_WORKERS", "16")),
         db_pool_size=int(_env("TT_DB_POOL_SIZE", "16")),
         public_logs=_bool("TT_PUBLIC_LOGS", True),

@@ -17,7 +17,9 @@ leaves the delivery unclaimed and a retry (or redelivery) applies it; and the RP
 the delivery (stored reply, tracker/idempotency.py, kept 24 h), so a retry of a delivery whose
 version committed but whose claim did not replays project_svc's reply instead of setting the
 version again (which could undo a newer push). The name also carries the delivery's previous claim
-time, so a delivery renewed after the 7-day memory acts again.
+time, so a delivery renewed after the 7-day memory acts again. A push without an id is applied
+each time it is sent, but a broker redelivery of one request is the same request: its call is
+named after the webhook request's own name, so a redelivery replays project_svc's reply too.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from tracker.contract import Caller, Reply
 from tracker.errors import Forbidden, NotFound, Unauthorized, Unavailable, declined, ok
 from tracker.fields import NoParams
 from tracker.hashing import digest
-from tracker.service import Service, operation
+from tracker.service import REQUEST, Service, operation
 from tracker.settings import get_settings
 
 
@@ -45,13 +47,17 @@ def signed_by(secret: str, body: bytes, claimed: bytes | None) -> bool:
     return hmac.compare_digest(expected, claimed)
 
 
-def version_call(projects: list[int], version: str, delivery: str | None, last_claim: float | None) -> list:
+def version_call(projects: list[int], version: str, delivery: str | None, last_claim: float | None,
+                 request: str | None = None) -> list:
     """The call of project_svc's ``set_version``: named after the delivery and its previous claim
-    when there is one (exactly once, see above); a push without an id is applied each time."""
+    when there is one (exactly once, see above); a push without an id after the webhook request
+    (``request``), so that only a redelivery of that request replays it."""
     caller = Caller()
     if delivery is not None:
         name = f"git-version\0{delivery}\0{','.join(map(str, projects))}\0{last_claim}"
         caller = Caller(request=digest(name), keyed=True)
+    elif request is not None:
+        caller = Caller(request=digest(f"git-version-request\0{request}\0{','.join(map(str, projects))}"))
     return [caller.wire(), "set_version", {"projects": projects, "version": version}]
 
 
@@ -63,7 +69,8 @@ class GitService(Service):
                      last_claim: float | None = None) -> None:
         answers = None
         with eventlet.Timeout(get_settings().rpc_timeout, False):
-            answers = self.project_svc.dispatch([version_call(projects, version, delivery, last_claim)])
+            answers = self.project_svc.dispatch([version_call(projects, version, delivery, last_claim,
+                                                              REQUEST.get())])
         if not answers or not Reply.model_validate(answers[0]).ok:
             # Rolls back the claim: the push is not recorded as applied, a retry applies it.
             raise Unavailable()

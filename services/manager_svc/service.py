@@ -13,7 +13,8 @@ from services.manager_svc.messages import (
     ManagerRef,
     Registration,
 )
-from tracker import throttle
+from tracker import idempotency, throttle
+from tracker.contract import Caller, Reply
 from tracker.db import transaction
 from tracker.errors import Conflict, Forbidden, NotFound, Unauthorized, ok
 from tracker.fields import NoParams
@@ -25,6 +26,11 @@ from tracker.shapes import content
 from tracker.wording import UNAUTHORIZED
 
 TOO_MANY_FAILURES = "Too many failed logins; try again later"
+
+
+def _store_reply(conn, caller: Caller, reply: Reply) -> None:
+    if caller.request:
+        idempotency.record(conn, caller.request, reply, caller.keyed)
 
 
 def login_limits(client: str, username: str) -> tuple[str, list[throttle.Limit]]:
@@ -47,24 +53,37 @@ class ManagerService(Service):
         store.open_session(conn, row["id"], params.new_session_digest, params.session_lifetime)
         return ok(content(ManagerRecord, manager=row))
 
-    @operation(LoginAttempt, stepwise=True)
+    @operation(LoginAttempt, once=True, stepwise=True)
     def login(self, caller, params: LoginAttempt):
         """Three steps, so that a throttled attempt costs no hashing and no attempt escapes the count:
         1. admit the attempt and commit it as a failure (a throttled one answers 429 here, with
         nothing recorded and the password unchecked); 2. check the password, holding no database
-        connection; 3. on success, take the failure back, clear the pair and open the session."""
+        connection; 3. on success, take the failure back, clear the pair and open the session.
+        Exactly once (``once``): the reply is stored with the last step's effect — the session, or
+        the failure counted — and a run of the same request that meets it stored takes its own
+        attempt back and answers it (tracker/service.py ``_stepwise``)."""
         pair, limits = login_limits(params.client, params.username)
         with transaction() as conn:
             identify(conn, caller)  # worker headers, if sent, must be valid (401, contract §2)
             attempt = throttle.admit(conn, limits, TOO_MANY_FAILURES)
             row = store.by_username(conn, params.username)
-        if not offload(verify_password, row.password_hash if row else None, params.password):
-            raise Unauthorized("Invalid username/password")
-        with transaction() as conn:
-            throttle.forget(conn, attempt)
-            throttle.clear(conn, pair)
-            store.open_session(conn, row.id, params.new_session_digest, params.session_lifetime)
-            return ok(content(ManagerRecord, manager=store.get(conn, row.id)))
+        try:
+            if not offload(verify_password, row.password_hash if row else None, params.password):
+                failure = Unauthorized("Invalid username/password")
+                with transaction() as conn:
+                    _store_reply(conn, caller, failure.reply())
+                raise failure
+            with transaction() as conn:
+                reply = ok(content(ManagerRecord, manager=store.get(conn, row.id)))
+                _store_reply(conn, caller, reply)
+                throttle.forget(conn, attempt)
+                throttle.clear(conn, pair)
+                store.open_session(conn, row.id, params.new_session_digest, params.session_lifetime)
+                return reply
+        except idempotency.Replayed:
+            with transaction() as conn:
+                throttle.forget(conn, attempt)
+            raise
 
     @operation(Logout, once=True)
     def logout(self, conn, ident, params: Logout):
