@@ -8,7 +8,9 @@ project's leased tasks, then captures the plans PostgreSQL actually runs — the
 EXPLAIN EXECUTE — under both plan-cache choices (a custom plan per call, and the generic plan a
 session switches to after five calls), and asserts: the never-held candidates come from
 ``task_pick`` in index order with no sort and no bitmap or sequential scan; the expired
-candidates are an index range on ``task_lease``; tasks are reached by their primary key.
+candidates are an index range on ``task_lease``; tasks are reached by their primary key. Since
+migration 0011 the candidates are read unlocked under a LIMIT (n + MAX_SKIPPED) and each is then
+locked through ``task_pkey`` alone.
 
 Needs only PostgreSQL (its own database; auto_explain ships with the server).
 """
@@ -102,12 +104,45 @@ def _describe(plan: dict) -> str:
 
 
 def assert_index_order(plan: dict, index: str) -> None:
-    """Every task row the subtree reads comes from ``index`` in order: no sort, no other access."""
+    """Every task row the subtree reads comes from ``index`` in order: no sort, no other access
+    (index-only is as good: the index holds the order's columns)."""
     kinds = [n["Node Type"] for n in _nodes(plan)]
     scans = _task_scans(plan)
     assert "Sort" not in kinds and "Incremental Sort" not in kinds, _describe(plan)
-    assert [(n["Node Type"], n.get("Index Name"), n.get("Scan Direction")) for n in scans] == \
-        [("Index Scan", index, "Forward")], _describe(plan)
+    assert [(n["Node Type"].replace("Index Only Scan", "Index Scan"), n.get("Index Name"), n.get("Scan Direction"))
+            for n in scans] == [("Index Scan", index, "Forward")], _describe(plan)
+
+
+def _bounded(plan: dict) -> dict:
+    """A bounded candidate scan (migration 0011): a nested loop over at most n + MAX_SKIPPED
+    candidates, read without a lock under their LIMIT (their order is the result's: no sort
+    above), each then locked by a subquery that reaches its task by ``task_pkey`` only. Returns
+    the candidates' subtree."""
+    loops = [n for n in _nodes(plan) if n["Node Type"] == "Nested Loop"]
+    assert len(loops) == 1, _describe(plan)
+    outer, inner = loops[0]["Plans"]
+    if outer["Node Type"] == "Subquery Scan":  # usually elided
+        outer = outer["Plans"][0]
+    assert outer["Node Type"] == "Limit", _describe(plan)
+    assert "LockRows" not in [n["Node Type"] for n in _nodes(outer)], _describe(plan)
+    assert inner["Node Type"] == "Subquery Scan" and inner["Plans"][0]["Node Type"] == "LockRows", _describe(plan)
+    scans = _task_scans(inner)
+    assert [(n["Node Type"], n.get("Index Name")) for n in scans] == [("Index Scan", "task_pkey")], _describe(plan)
+    assert re.fullmatch(r"\(id = \w+\.id\)", scans[0]["Index Cond"]), _describe(plan)
+    return outer
+
+
+def assert_bounded_index_order(plan: dict, index: str) -> None:
+    """The candidates come from ``index`` in order under their LIMIT, and no sort is anywhere:
+    the candidates' order is the lock step's."""
+    assert_index_order(_bounded(plan), index)
+    assert not {"Sort", "Incremental Sort"} & {n["Node Type"] for n in _nodes(plan)}, _describe(plan)
+
+
+def assert_bounded_expired_range(plan: dict) -> None:
+    """Expired candidates: an index range of ``task_lease`` (assert_expired_range) under their
+    LIMIT, then locked by primary key."""
+    assert_expired_range(_bounded(plan))
 
 
 def assert_expired_range(plan: dict) -> None:
@@ -181,14 +216,14 @@ def _check_assign(url: str, project: int, mode: str) -> None:
     plans = _function_plans(url, mode, "SELECT * FROM tt_assign_many(%s, %s, %s, %s)",
                             ([project] * 8, workers, [1] * 8, [0.0] * 8))
     scan = _statement(plans, "WITH free AS")
-    assert_index_order(_cte(scan, "free"), "task_pick")
-    assert_expired_range(_cte(scan, "expired"))
+    assert_bounded_index_order(_cte(scan, "free"), "task_pick")
+    assert_bounded_expired_range(_cte(scan, "expired"))
     assert_by_primary_key(_statement(plans, "UPDATE task SET"))
 
     plans = _function_plans(url, mode, "SELECT * FROM tt_assign(%s, %s, %s)", (project, 1, 2))
     scan = _statement(plans, "WITH free AS")
-    assert_index_order(_cte(scan, "free"), "task_pick")
-    assert_expired_range(_cte(scan, "expired"))
+    assert_bounded_index_order(_cte(scan, "free"), "task_pick")
+    assert_bounded_expired_range(_cte(scan, "expired"))
 
 
 def _check_release(url: str, project: int, mode: str) -> None:
