@@ -104,7 +104,8 @@ def _accesses(path: Path) -> tuple[set[str], set[str]]:
 # Where the current bodies of each service's database functions are defined (the hot path's
 # tt_assign, tt_assign_many, tt_release_many, tt_extend_many, tt_chain_copy).
 FUNCTIONS = {"migrations/versions/0007_plans_without_statistics.py": "task_svc",
-             "migrations/versions/0008_one_path.py": "task_svc"}
+             "migrations/versions/0008_one_path.py": "task_svc",
+             "migrations/versions/0011_bounded_pick.py": "task_svc"}
 
 
 def _code_accesses() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:

@@ -17,6 +17,7 @@ Needs only PostgreSQL (its own database; auto_explain ships with the server).
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Iterator
@@ -316,20 +317,22 @@ def test_the_task_listing_pages_along_the_project_id_index(stale, mode, descendi
         _check_listing(stale, project, mode, descending, q="n", assignee=3)
 
 
+def _migration(name: str):
+    return importlib.import_module(f"migrations.versions.{name}")
+
+
 def test_the_functions_use_the_status_values_python_uses():
     """The database functions spell the task statuses of ``TaskStatus`` (one source: migration
-    0008 states them once, and this is where they must agree)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parent.parent / "migrations" / "versions" / "0008_one_path.py"
-    spec = importlib.util.spec_from_file_location("_m0008", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    0008 states them once, 0011 the one its functions use, and this is where they must agree)."""
+    module = _migration("0008_one_path")
     assert tuple(TaskStatus) == (module.NEW, module.FAILED, module.CLOSED)
     released = (module.R_CLOSED, module.R_FAILED, module.R_SKIPPED, module.R_AWAITING, module.R_NOT_HOLDER,
                 module.R_MISSING)
     assert tuple(store.ReleaseOutcome) == released
     assert module.CHANNEL == TASK_READY_CHANNEL
+    bounded = _migration("0011_bounded_pick")
+    assert bounded.NEW == TaskStatus.NEW
+    assert (bounded.PLANNER, bounded.HORIZON) == (module.PLANNER, module.HORIZON)
 
 
 # --- recipe search (migration 0010) -------------------------------------------------------------------

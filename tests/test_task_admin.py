@@ -457,6 +457,40 @@ def test_retry_wakes_a_waiting_long_poll(api, admin, make_project, grant):
     assert answer["at"] - started < 5
 
 
+def test_a_long_poll_parked_behind_an_update_is_woken_by_its_commit(api, admin, system, make_project, grant):
+    """The project's only task is locked by a running update action (held here: the action waits
+    for another lock first), so a long-poll finds nothing and parks; the action's commit makes
+    the task assignable again and wakes it, long before its 20 s."""
+    pid = make_project()
+    w, waiter = api.new_worker(), api.new_worker()
+    grant(w, pid)
+    grant(waiter, pid)
+    first, second = submit(w, pid, "one"), submit(w, pid, "two")
+    answer, action = {}, {}
+    with psycopg.connect(system.db_url) as conn:
+        conn.execute("SELECT 1 FROM task WHERE id = %s FOR UPDATE", (second,))  # the action stops here
+        thread = threading.Thread(target=lambda: action.setdefault(
+            "r", act(admin, "update_tasks", pid, {"filter": {}, "priority": 3})))
+        thread.start()
+        time.sleep(1.5)  # the action holds `first` and waits for `second`
+
+        def wait() -> None:
+            answer["r"] = waiter.get(f"/task/get/{pid}?wait=20")
+            answer["at"] = time.monotonic()
+
+        poll = threading.Thread(target=wait)
+        poll.start()
+        time.sleep(1.5)
+        assert "r" not in answer  # parked: `first` is locked by the action, `second` here
+        started = time.monotonic()
+        conn.rollback()
+    thread.join(20)
+    affected(action["r"], 2)
+    poll.join(25)
+    assert assert_ok(answer["r"])["content"]["task"]["id"] == first
+    assert answer["at"] - started < 5
+
+
 # --- delete ---------------------------------------------------------------------------------------------
 def test_delete_by_ids(api, admin, system, scene):
     s = scene()
@@ -584,6 +618,36 @@ def test_an_action_is_all_or_nothing(admin, system, scene):
     thread.join(20)
     affected(answer["r"], 6)
     assert {t["priority"] for t in listing(admin, s.pid)["tasks"] if t["status"] != CLOSED} == {3}
+
+
+def test_an_action_never_keeps_a_task_a_get_assigned_meanwhile_locked(api, admin, system, make_project, grant):
+    """A get is assigning task ``t`` (its transaction open) as the action's first pass reaches it.
+    The pass skips it and leaves it to the second; it must not wait for the get and then lock the
+    task the get made held — its holder's release would wait for the whole action. Here the second
+    pass stops at ``r`` (locked elsewhere, lower id), and meanwhile ``t`` is free to lock."""
+    pid = make_project()
+    w = api.new_worker()
+    grant(w, pid)
+    r, t = submit(w, pid, "held"), submit(w, pid, "being assigned")
+    assert take(w, pid)["id"] == r
+    answer = {}
+    with psycopg.connect(system.db_url) as blocker, psycopg.connect(system.db_url) as get:
+        blocker.execute("SELECT 1 FROM task WHERE id = %s FOR UPDATE", (r,))
+        get.execute("UPDATE task SET assignee = %s, lease_deadline = now() + interval '1 hour' WHERE id = %s",
+                    (w.id, t))  # as tt_assign_many does, not yet committed
+        thread = threading.Thread(target=lambda: answer.setdefault(
+            "r", act(admin, "update_tasks", pid, {"filter": {}, "priority": 3})))
+        thread.start()
+        time.sleep(1.5)  # the first pass has met t
+        get.commit()
+        time.sleep(1.5)  # the second pass waits for r
+        assert "r" not in answer
+        with psycopg.connect(system.db_url) as release:
+            release.execute("SELECT 1 FROM task WHERE id = %s FOR UPDATE NOWAIT", (t,))  # raises if locked
+        blocker.rollback()
+    thread.join(20)
+    affected(answer["r"], 2)
+    assert {row["priority"] for row in listing(admin, pid)["tasks"]} == {3}
 
 
 # --- edit -----------------------------------------------------------------------------------------------

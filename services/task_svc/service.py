@@ -286,6 +286,10 @@ class TaskService(Service):
         chosen = self._chosen(params)
         if params.move_to is None:
             affected = store.set_priority(conn, chosen, params.priority)
+            if affected:
+                # Gets pass the tasks an action holds locked (migration 0011: at most 1,000 of
+                # them), so a long-poll may be parked on "No task available" while they wait here.
+                store.wake(conn, params.id)
             self._logged(ident, "update_tasks", params.id, affected)
             return ok(content(UpdatedTasks, affected_tasks=affected))
         try:

@@ -387,9 +387,10 @@ def locked_selection(chosen: Chosen, open_only: bool = True, part: str | None = 
         where += f" AND t.status IN ({NEW}, {FAILED})"
     if part is not None:
         where += " AND " + _PASSES[part]
-    limit = f" LIMIT {ACTION_CHUNK}" if part == "unassigned" else ""
+    # The first pass skips what it cannot lock at once (the second takes it, waiting): see below.
+    limit = f" LIMIT {ACTION_CHUNK} FOR UPDATE SKIP LOCKED" if part == "unassigned" else " FOR UPDATE"
     return (f"sel AS (SELECT t.id, t.hash64 FROM task t WHERE {_PAGE[False]} AND {where}"
-            f" ORDER BY t.project, t.id{limit} FOR UPDATE)"), {**params, "after": after}
+            f" ORDER BY t.project, t.id{limit})"), {**params, "after": after}
 
 
 # An action runs in two passes of one transaction. The first takes the tasks without an assignee —
@@ -398,6 +399,13 @@ def locked_selection(chosen: Chosen, open_only: bool = True, part: str | None = 
 # second takes the rest (tasks with an assignee, and any that changed meanwhile), locked only for
 # that last short statement: a fleet's releases wait milliseconds, not the whole action (which,
 # over a million tasks, lasts a minute). tt_done holds what the passes took.
+#
+# The first pass skips rows it cannot lock at once (``SKIP LOCKED``); they are the second pass's.
+# A row locked then is mostly a task a get is assigning right now, and waiting for it was harmful:
+# once the get commits, PostgreSQL locks the row's new version and only then re-checks the
+# condition (READ COMMITTED), which the task, now held, fails — so it is not changed, but stays
+# locked by the action until its commit, and its holder's release waited the whole action (the
+# gateway answered 503 after 10 s; bench part 7, docs/PERFORMANCE.md "The same project").
 #
 # The first pass goes in chunks of ACTION_CHUNK tasks in id order, and after each chunk rests for
 # as long as the chunk took times (1 − ACTION_DUTY) / ACTION_DUTY: a million-row rewrite otherwise
