@@ -2,7 +2,8 @@
 
 Correctness rests on PostgreSQL row locks, never on a process lock, so any number of task_svc
 replicas may run: assignment locks candidate rows with ``FOR UPDATE SKIP LOCKED`` (concurrent
-getters pass each other instead of waiting), and release locks the task rows it changes.
+getters pass each other instead of waiting; a get passes at most 1,000 locked ones, migration
+0011), and release locks the task rows it changes.
 
 The hot operations are one statement per batch each, database functions whose plans cannot depend
 on statistics (migrations 0007, 0008): ``tt_assign_many``, ``tt_release_many``, ``tt_extend_many``.
@@ -263,9 +264,10 @@ def assignees(conn: Connection, project: int) -> list[dict]:
 
 
 # --- task administration (contract §6.8) -------------------------------------------------------
-# Every statement below selects with ``selection()``; actions lock what they select in id order
-# (``FOR UPDATE`` below an ``ORDER BY id`` on the (project, id) index) so two actions, or an action
-# and a batch of releases, take their row locks in one order. Gets pass locked rows by (SKIP LOCKED).
+# Every statement below selects with ``selection()``; actions lock what they select along the
+# (project, id) index (``FOR UPDATE`` below an ``ORDER BY id``), waiting for a lock only in id
+# order, so two actions, or an action and a batch of releases, never wait for each other in a
+# cycle. Gets pass locked rows by (SKIP LOCKED).
 LISTED_RECIPE = 1000  # characters of the recipe a listing carries (the whole one: /task/view)
 
 # Held: an assignee and a live lease. The clock is read once per statement (an InitPlan), not per row.
@@ -376,21 +378,24 @@ def lock_task(conn: Connection, task_id: int) -> dict | None:
 
 
 def locked_selection(chosen: Chosen, open_only: bool = True, part: str | None = None,
-                     after: int = 0) -> tuple[str, dict]:
+                     after: int | None = None) -> tuple[str, dict]:
     """The CTE ``sel``: the selected tasks' ids (and hash64) — only NEW and FAILED ones with
     ``open_only`` — locked in id order along task_project_id (bounded as a page is, for the same
     reason: tests/test_plans.py), and its parameters. ``part`` narrows it to one pass of
-    ``_in_two_passes``: ``"unassigned"`` (one chunk, past the id ``after``) or ``"rest"`` (what
-    the first pass did not take)."""
+    ``_in_two_passes``: ``"unassigned"`` (one chunk, below the id ``after``, in descending id
+    order, skipping what it cannot lock at once) or ``"rest"`` (what the first pass did not take)."""
     where, params = selection(chosen, by_project=False)
     if open_only:
         where += f" AND t.status IN ({NEW}, {FAILED})"
     if part is not None:
         where += " AND " + _PASSES[part]
-    # The first pass skips what it cannot lock at once (the second takes it, waiting): see below.
-    limit = f" LIMIT {ACTION_CHUNK} FOR UPDATE SKIP LOCKED" if part == "unassigned" else " FOR UPDATE"
-    return (f"sel AS (SELECT t.id, t.hash64 FROM task t WHERE {_PAGE[False]} AND {where}"
-            f" ORDER BY t.project, t.id{limit})"), {**params, "after": after}
+    if part == "unassigned":
+        page, order = _PAGE[True], f"t.project DESC, t.id DESC LIMIT {ACTION_CHUNK} FOR UPDATE SKIP LOCKED"
+        after = INT63_MAX if after is None else after
+    else:
+        page, order, after = _PAGE[False], "t.project, t.id FOR UPDATE", 0
+    return (f"sel AS (SELECT t.id, t.hash64 FROM task t WHERE {page} AND {where} ORDER BY {order})"), \
+        {**params, "after": after}
 
 
 # An action runs in two passes of one transaction. The first takes the tasks without an assignee —
@@ -400,14 +405,20 @@ def locked_selection(chosen: Chosen, open_only: bool = True, part: str | None = 
 # that last short statement: a fleet's releases wait milliseconds, not the whole action (which,
 # over a million tasks, lasts a minute). tt_done holds what the passes took.
 #
-# The first pass skips rows it cannot lock at once (``SKIP LOCKED``); they are the second pass's.
-# A row locked then is mostly a task a get is assigning right now, and waiting for it was harmful:
-# once the get commits, PostgreSQL locks the row's new version and only then re-checks the
-# condition (READ COMMITTED), which the task, now held, fails — so it is not changed, but stays
-# locked by the action until its commit, and its holder's release waited the whole action (the
-# gateway answered 503 after 10 s; bench part 7, docs/PERFORMANCE.md "The same project").
+# The first pass goes from the highest id down and skips rows it cannot lock at once (``SKIP
+# LOCKED``; the second pass takes them, waiting). Both are about the gets racing it. A row the
+# pass reads as unassigned but a get assigns and commits before the pass reaches it is locked
+# anyway: PostgreSQL (READ COMMITTED) locks the row's newest version and only then re-checks the
+# condition, which the now held task fails — it is not changed, but stays locked until the action
+# commits, and its holder's release waits for the whole action (in bench part 7 such a release
+# held up its gateway process's whole release batch: 503s after 10 s, no cycle for the action's
+# duration). Gets take the best tasks, in a queue of equal priorities the lowest ids: going down,
+# the pass meets them only in its last chunk, and its stray locks last until the commit shortly
+# after. A row a get holds locked at that moment is skipped rather than waited for (then locked).
+# No deadlock can come of the order: the first pass never waits; the second locks in id order,
+# as releases and every other action's second pass do.
 #
-# The first pass goes in chunks of ACTION_CHUNK tasks in id order, and after each chunk rests for
+# The first pass goes in chunks of ACTION_CHUNK tasks, and after each chunk rests for
 # as long as the chunk took times (1 − ACTION_DUTY) / ACTION_DUTY: a million-row rewrite otherwise
 # keeps one of the database's cores and its WAL busy for a minute, and every other project's
 # commits wait behind that WAL (measured: get p99 of 16 workers on another project 43 → 208 ms
@@ -417,7 +428,7 @@ ACTION_DUTY = 0.5
 _PASSES = {"unassigned": "t.assignee IS NULL",
            "rest": "NOT EXISTS (SELECT 1 FROM tt_done d WHERE d.id = t.id)"}
 _DONE = text("CREATE TEMPORARY TABLE tt_done (id bigint PRIMARY KEY) ON COMMIT DROP")
-_DONE_UP_TO = text("SELECT coalesce(max(id), 0) FROM tt_done")
+_DONE_DOWN_TO = text("SELECT coalesce(min(id), :start) FROM tt_done")
 _DROP_DONE = text("DROP TABLE tt_done")
 # Retried tasks' verification records are deleted by a later statement: a quorum vote committed
 # while a pass waited for the task's row lock is visible to that statement, not to the pass's snapshot.
@@ -430,11 +441,11 @@ def _in_two_passes(conn: Connection, chosen: Chosen, open_only: bool,
     records its ``sel`` ids in tt_done), then ``after(conn)`` while tt_done still exists; each
     statement's result."""
     conn.execute(_DONE)
-    results, cursor = [], 0
+    results, cursor = [], INT63_MAX
     while True:
         started = time.monotonic()
         results.append(run(*locked_selection(chosen, open_only, "unassigned", cursor)))
-        reached = conn.execute(_DONE_UP_TO).scalar()
+        reached = conn.execute(_DONE_DOWN_TO, {"start": cursor}).scalar()
         if reached == cursor:
             break
         cursor = reached
