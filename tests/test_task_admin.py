@@ -433,6 +433,19 @@ def test_retry_by_filter(admin, scene):
     affected(act(admin, "retry_tasks", s.pid, {"filter": {"q": "RECIPE F"}}), 3)  # f1, f2, fresh
 
 
+def long_poll(waiter: Api, pid: int) -> tuple[threading.Thread, dict]:
+    """A ``?wait=20`` get running in a thread; the dict gets its answer ("r") and when ("at")."""
+    answer: dict = {}
+
+    def wait() -> None:
+        answer["r"] = waiter.get(f"/task/get/{pid}?wait=20")
+        answer["at"] = time.monotonic()
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    return thread, answer
+
+
 def test_retry_wakes_a_waiting_long_poll(api, admin, make_project, grant):
     pid = make_project()
     w, waiter = api.new_worker(), api.new_worker()
@@ -441,14 +454,7 @@ def test_retry_wakes_a_waiting_long_poll(api, admin, make_project, grant):
     tid = submit(w, pid, "fails", max_retries=0)
     take(w, pid)
     assert_ok(release(w, tid, TR_FAIL))
-    answer = {}
-
-    def wait() -> None:
-        answer["r"] = waiter.get(f"/task/get/{pid}?wait=20")
-        answer["at"] = time.monotonic()
-
-    thread = threading.Thread(target=wait)
-    thread.start()
+    thread, answer = long_poll(waiter, pid)
     time.sleep(1.0)
     started = time.monotonic()
     affected(act(admin, "retry_tasks", pid, {"ids": [tid]}), 1)
@@ -466,20 +472,14 @@ def test_a_long_poll_parked_behind_an_update_is_woken_by_its_commit(api, admin, 
     grant(w, pid)
     grant(waiter, pid)
     first, second = submit(w, pid, "one"), submit(w, pid, "two")
-    answer, action = {}, {}
+    action = {}
     with psycopg.connect(system.db_url) as conn:
         conn.execute("SELECT 1 FROM task WHERE id = %s FOR UPDATE", (second,))  # the action stops here
         thread = threading.Thread(target=lambda: action.setdefault(
             "r", act(admin, "update_tasks", pid, {"filter": {}, "priority": 3})))
         thread.start()
         time.sleep(1.5)  # the action holds `first` and waits for `second`
-
-        def wait() -> None:
-            answer["r"] = waiter.get(f"/task/get/{pid}?wait=20")
-            answer["at"] = time.monotonic()
-
-        poll = threading.Thread(target=wait)
-        poll.start()
+        poll, answer = long_poll(waiter, pid)
         time.sleep(1.5)
         assert "r" not in answer  # parked: `first` is locked by the action, `second` here
         started = time.monotonic()
