@@ -8,13 +8,13 @@ transaction and keeps a row lock on every task it has changed until it commits: 
 up to a million rows. The candidate scans of ``tt_assign_many`` / ``tt_assign`` were ``… ORDER BY
 priority DESC, id LIMIT n FOR UPDATE SKIP LOCKED``: the LIMIT counts only rows it could lock, so a
 get tried to lock, and skipped, every locked row ahead of the first free one (about 1 µs each:
-0.5 s per scan at 500,000 locked rows, measured), and since the gateway sends the gets and
-releases of one process as one call, releases waited behind those gets. Measured over HTTP (bench
-part 7, docs/PERFORMANCE.md "The same project"): get p99 24 ms → 10,011 ms, 32 answers 503.
+0.5 s per scan at 500,000 locked rows, measured). Over HTTP (bench part 7, docs/PERFORMANCE.md
+"The same project while a filter action runs over it"): get p99 24 ms → 10,011 ms, 32 answers 503.
+(Its releases also waited for a second reason, the action's first pass: services/task_svc/store.py.)
 
 Now each scan reads its candidates without locking — ``LIMIT n + MAX_SKIPPED`` along the same
-index order — and locks among those only (``FOR UPDATE OF t SKIP LOCKED``, reached by primary
-key). So a scan passes at most MAX_SKIPPED locked rows. The first candidates in (priority DESC,
+index order — and locks among those only (``FOR UPDATE SKIP LOCKED`` in a subquery per candidate,
+reached by primary key). So a scan passes at most MAX_SKIPPED locked rows. The first candidates in (priority DESC,
 id) order are exactly the ones the unbounded scan tried first, so the choice order (contract §3.1)
 is unchanged: a get still receives the best tasks nobody has locked, if they are among the first
 n + MAX_SKIPPED; when more than MAX_SKIPPED of the best are locked it answers "No task available"
