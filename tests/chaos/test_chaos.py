@@ -24,23 +24,11 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 import pytest
 
-from tests.chaos.workload import (
-    Recorder,
-    Run,
-    Sizes,
-    cast,
-    drain,
-    failure_details,
-    print_compact,
-    report,
-    start_actors,
-    wait_recovered,
-)
+from tests.chaos.workload import Run, Sizes, cast, failure_details, print_compact, run_workload, wait_recovered
 from tests.harness import gateway_worker_pids, service_pids
 
 SIZES = Sizes.from_env("TT_CHAOS")
@@ -123,23 +111,11 @@ def test_chaos(chaos_stack, tmp_path, chaos_summary):
     people = cast(system, SIZES.workers)
     assert system.consumers()["task_svc"] >= 2
 
-    t0, wall_t0 = time.monotonic(), time.time()
-    rec = Recorder(t0)
-    run = Run(system.url, people.project, rec, deadline=t0 + SIZES.limit, sizes=SIZES)
-    chaos_results: list[dict] = []
-    threads = start_actors(run, people)
-    chaos = threading.Thread(target=chaos_loop, args=(run, stack, t0, chaos_results), name="chaos", daemon=True)
-    chaos.start()
-
-    run.submitted_all.wait(timeout=SIZES.limit)
-    chaos.join(timeout=SIZES.limit)
-    rec.event("submissions and chaos done")
-    progress, stuck_threads = drain(run, system, threads)
-
     setup = {"workers": SIZES.workers, "bulks": SIZES.bulks, "bulk_size": SIZES.bulk_size,
              "replicas": system.replicas, "gateway_workers": system.gateway_workers, "events": EVENTS}
-    summary, checks = report(run, system, people, t0=t0, wall_t0=wall_t0, tmp_path=tmp_path, setup=setup,
-                             progress=progress, stuck_threads=stuck_threads, event_results=chaos_results)
+    outcome = run_workload(system, people, SIZES, lambda run, t0, results: chaos_loop(run, stack, t0, results),
+                           tmp_path=tmp_path, setup=setup)
+    summary, checks = outcome.summary, outcome.checks
     path = chaos_summary(summary, tmp_path / "chaos_summary.json")
     print_compact(summary, path)
     failed = [name for name, ok in checks.items() if not ok]

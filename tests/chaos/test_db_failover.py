@@ -43,11 +43,9 @@ from tests.chaos.workload import (
     Run,
     Sizes,
     cast,
-    drain,
     failure_details,
     print_compact,
-    report,
-    start_actors,
+    run_workload,
     wait_recovered,
 )
 from tracker.wording import TASK_READY_CHANNEL
@@ -159,24 +157,13 @@ def test_db_failover(failover_stack, tmp_path, chaos_summary):
     listeners_before = start_listeners(stack, people, r.json()["content"]["id"])
     assert listeners_before == system.gateway_workers, f"LISTEN connections before the failover: {listeners_before}"
 
-    t0, wall_t0 = time.monotonic(), time.time()
-    rec = Recorder(t0)
-    run = Run(system.url, people.project, rec, deadline=t0 + SIZES.limit, sizes=SIZES)
-    results: list[dict] = []
     seen: dict = {}
-    threads = start_actors(run, people)
-    event = threading.Thread(target=failover, args=(run, stack, t0, results, seen), name="failover", daemon=True)
-    event.start()
-    run.submitted_all.wait(timeout=SIZES.limit)
-    event.join(timeout=SIZES.limit)
-    rec.event("submissions and failover done")
-    progress, stuck_threads = drain(run, system, threads)
-
     setup = {"replication": mode, "workers": SIZES.workers, "bulks": SIZES.bulks, "bulk_size": SIZES.bulk_size,
              "replicas": system.replicas, "gateway_workers": system.gateway_workers, "failover_at": FAILOVER_AT,
              "promote_after": PROMOTE_AFTER}
-    summary, checks = report(run, system, people, t0=t0, wall_t0=wall_t0, tmp_path=tmp_path, setup=setup,
-                             progress=progress, stuck_threads=stuck_threads, event_results=results)
+    outcome = run_workload(system, people, SIZES, lambda run, t0, results: failover(run, stack, t0, results, seen),
+                           tmp_path=tmp_path, setup=setup)
+    run, rec, summary, checks = outcome.run, outcome.run.rec, outcome.summary, outcome.checks
     assert "promote" in seen, f"the failover did not happen: {rec.events}"
     lost = acknowledged_but_lost(run, seen["standby_rows"], seen["promote"])
     listeners_after = stack.standby.sql(LISTENING, db=system.name)[0][0]

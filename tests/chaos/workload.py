@@ -21,6 +21,7 @@ import time
 import uuid
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -305,6 +306,37 @@ def drain(run: Run, system: System, threads: list[threading.Thread]) -> tuple[li
     for t in threads:
         t.join(timeout=180)
     return progress, [t.name for t in threads if t.is_alive()]
+
+
+@dataclass
+class Outcome:
+    """A finished run: what happened (``run``), the summary and the checks by name."""
+
+    run: Run
+    t0: float
+    summary: dict
+    checks: dict[str, bool]
+
+
+def run_workload(system: System, people: Cast, sizes: Sizes, events: Callable[[Run, float, list], None], *,
+                 tmp_path: Path, setup: dict) -> Outcome:
+    """Workers and the submitter work while ``events(run, t0, results)`` breaks things in a thread
+    of its own (appending, per event, its entry with the ``recovery`` event); then the drain and
+    the report."""
+    t0, wall_t0 = time.monotonic(), time.time()
+    rec = Recorder(t0)
+    run = Run(system.url, people.project, rec, deadline=t0 + sizes.limit, sizes=sizes)
+    results: list[dict] = []
+    threads = start_actors(run, people)
+    breaker = threading.Thread(target=events, args=(run, t0, results), name="events", daemon=True)
+    breaker.start()
+    run.submitted_all.wait(timeout=sizes.limit)
+    breaker.join(timeout=sizes.limit)
+    rec.event("submissions and events done")
+    progress, stuck_threads = drain(run, system, threads)
+    summary, checks = report(run, system, people, t0=t0, wall_t0=wall_t0, tmp_path=tmp_path, setup=setup,
+                             progress=progress, stuck_threads=stuck_threads, event_results=results)
+    return Outcome(run, t0, summary, checks)
 
 
 # --- recovery ------------------------------------------------------------------------------------
