@@ -7,6 +7,7 @@ file in it) is named on the command line: ``.venv/bin/pytest tests/chaos -q``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -49,29 +50,45 @@ def chaos_summary(request):
 
 
 class ChaosStack:
-    """The private servers and the tracker running on them."""
+    """The private servers and the tracker running on them. ``standby``: test_db_failover.py's
+    second PostgreSQL, streaming from ``pg``."""
 
-    def __init__(self, base: Path, pg: PrivatePostgres, rabbit: PrivateRabbit, system: System) -> None:
-        self.base, self.pg, self.rabbit, self.system = base, pg, rabbit, system
+    def __init__(self, base: Path, pg: PrivatePostgres, rabbit: PrivateRabbit, system: System,
+                 standby: PrivatePostgres | None = None, replication: str | None = None) -> None:
+        self.base, self.pg, self.rabbit, self.system, self.standby = base, pg, rabbit, system, standby
+        self.replication = replication
 
 
-@pytest.fixture
-def chaos_stack(tmp_path):
+@contextlib.contextmanager
+def _stack(tmp_path: Path, *, replication: str | None = None):
+    """A ChaosStack; ``replication`` "sync" or "async" adds a streaming standby (synchronous: every
+    commit waits for it) and hands the tracker the multi-host URL of both, primary first."""
     replicas = os.environ.get("TT_CHAOS_REPLICAS", "2")
     gateways = os.environ.get("TT_CHAOS_GATEWAYS", "2")
     base = make_base_dir()
     pg = PrivatePostgres(base).init()
+    standby = PrivatePostgres(base, name="pg-standby") if replication else None
     rabbit = PrivateRabbit(base).init()
     system = None
     try:
         pg.start()
+        if standby:
+            standby.standby_of(pg)
+            standby.start()
+            pg.wait_streaming()
+            if replication == "sync":
+                pg.make_synchronous("standby")
         rabbit.start()
         name = "tt_chaos_" + uuid.uuid4().hex[:8]
         pg.create_database(name)
+        database_url = pg.url(name)
+        if standby:
+            database_url = (f"postgresql://postgres@127.0.0.1:{pg.port},127.0.0.1:{standby.port}/{name}"
+                            "?target_session_attrs=read-write")
         port = free_port()
         env = {
             **os.environ,
-            "TT_DATABASE_URL": pg.url(name),
+            "TT_DATABASE_URL": database_url,
             "TT_AMQP_URI": rabbit.amqp_uri,  # the private node's default vhost "/"
             "TT_BIND": f"127.0.0.1:{port}",
             "TT_RPC_TIMEOUT": "10",
@@ -83,16 +100,34 @@ def chaos_stack(tmp_path):
         system.start("--replicas", replicas, "--gateway-workers", gateways)
         system.replicas = int(replicas)
         system.gateway_workers = int(gateways)
-        yield ChaosStack(base, pg, rabbit, system)
+        yield ChaosStack(base, pg, rabbit, system, standby, replication)
     finally:
         if system is not None:
             system.stop()
         rabbit.close()
-        pg.close()
-        for src, dst in ((pg.log, "postgres.log"), (rabbit.log, "rabbitmq.out")):
+        for server in (pg, standby):
+            if server is not None:
+                server.close()
+        logs = [(pg.log, "postgres.log"), (rabbit.log, "rabbitmq.out")]
+        if standby is not None:
+            logs.append((standby.log, "postgres-standby.log"))
+        for src, dst in logs:
             if src.exists():
                 shutil.copy(src, tmp_path / dst)
         rabbit_logs = rabbit.dir / "log"
         if rabbit_logs.exists():
             shutil.copytree(rabbit_logs, tmp_path / "rabbitmq-logs", dirs_exist_ok=True)
         remove(base)
+
+
+@pytest.fixture
+def chaos_stack(tmp_path):
+    with _stack(tmp_path) as stack:
+        yield stack
+
+
+@pytest.fixture
+def failover_stack(tmp_path, request):
+    """Parametrised (indirectly) with "sync" or "async": the replication the standby gets."""
+    with _stack(tmp_path, replication=request.param) as stack:
+        yield stack

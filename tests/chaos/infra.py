@@ -29,6 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import psycopg
 from kombu import Connection
 
@@ -66,14 +67,22 @@ def _tail(path: Path, chars: int = 3000) -> str:
 
 class PrivatePostgres:
     """``start``/``stop(mode)``/``restart(mode)``/``kill`` (= immediate stop: a crash, WAL recovery
-    on the next start). ``url(db)`` is a libpq URL for the tracker."""
+    on the next start). ``url(db)`` is a libpq URL for the tracker.
 
-    def __init__(self, base: Path, port: int | None = None) -> None:
-        self.dir = base / "pg"
+    Replication (test_db_failover.py): ``standby_of(primary)`` makes a streaming standby of a
+    running cluster (``pg_basebackup -R``) named ``application_name`` to it; ``make_synchronous``
+    names it in the primary's ``synchronous_standby_names``; ``crash`` is SIGKILL to the postmaster
+    and every server process (the primary's machine lost: no shutdown, nothing more sent to the
+    standby); ``promote`` turns the standby into a primary."""
+
+    def __init__(self, base: Path, port: int | None = None, name: str = "pg") -> None:
+        self.name = name
+        self.dir = base / name
         self.data = self.dir / "data"
         self.sock = self.dir / "sock"
         self.log = self.dir / "postgres.log"
         self.port = port or free_port()
+        self.crashed_at: float | None = None  # monotonic time of the last crash()
 
     # --- helpers ------------------------------------------------------------------------------
     def _run(self, tool: str, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -101,6 +110,7 @@ class PrivatePostgres:
     def start(self, timeout: int = 60) -> None:
         opts = (f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c max_connections=300 "
                 # a process crash, not an OS crash, is what we test: the page cache keeps the data
+                # (a standby's too: what it received is on its side of the page cache)
                 "-c fsync=off -c full_page_writes=off")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", str(timeout), "start",
                   timeout=timeout + 30)
@@ -118,6 +128,97 @@ class PrivatePostgres:
         """Crash: SIGQUIT to every server process, no shutdown checkpoint (pg_ctl -m immediate)."""
         self.stop("immediate")
 
+    # --- replication --------------------------------------------------------------------------
+    def standby_of(self, primary: PrivatePostgres, application_name: str = "standby") -> PrivatePostgres:
+        """Copy the running ``primary`` into this (not yet initialised) cluster as a streaming
+        standby: ``standby.signal`` and ``primary_conninfo`` (with ``application_name``, the name
+        ``synchronous_standby_names`` refers to). Start it with ``start()``."""
+        self.sock.mkdir(parents=True, exist_ok=True)
+        _chown(self.dir, "postgres")
+        self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                  "-D", str(self.data), "-R", "-X", "stream", "-c", "fast", "--no-sync")
+        with open(self.data / "postgresql.auto.conf", "a") as conf:  # a later line wins
+            conf.write(f"primary_conninfo = 'host=127.0.0.1 port={primary.port} user=postgres "
+                       f"application_name={application_name}'\n")
+        return self
+
+    def make_synchronous(self, standby_names: str, timeout: float = 60) -> None:
+        """On the primary: every commit waits until the named standby has flushed its WAL
+        (``synchronous_commit = on``, the default level, spelled out). Waits until the standby
+        reports itself as the synchronous one."""
+        self.sql(f"ALTER SYSTEM SET synchronous_standby_names = '{standby_names}'",
+                 "ALTER SYSTEM SET synchronous_commit = 'on'", "SELECT pg_reload_conf()")
+        self.wait_for(lambda: self.sql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")[0][0],
+                      timeout, "no synchronous standby streaming")
+
+    def wait_streaming(self, timeout: float = 60) -> None:
+        """On the primary: wait until a standby streams from it."""
+        self.wait_for(lambda: self.sql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")[0][0],
+                      timeout, "no standby streaming")
+
+    def wait_replayed(self, timeout: float = 30) -> None:
+        """On a standby: wait until all the WAL it received is replayed (what a promote starts from)."""
+        self.wait_for(lambda: self.sql("SELECT pg_last_wal_receive_lsn() IS NULL"
+                                       " OR pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn()")[0][0],
+                      timeout, "standby did not replay what it received")
+
+    def wait_for(self, condition, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: {what} within {timeout} s:\n{_tail(self.log)}")
+            time.sleep(0.2)
+
+    def sql(self, *statements: str, db: str = "postgres") -> list:
+        """Run each statement in autocommit; the rows of the last one (``[]`` without rows)."""
+        with psycopg.connect(self.url(db), autocommit=True, connect_timeout=5) as conn:
+            rows: list = []
+            for statement in statements:
+                cur = conn.execute(statement)
+                rows = cur.fetchall() if cur.description else []
+            return rows
+
+    def promote(self, timeout: int = 60) -> None:
+        """A standby becomes a primary (ends recovery, starts a new timeline, accepts writes)."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", str(timeout), "promote", timeout=timeout + 30)
+
+    def wal_after(self, lsn: str) -> dict:
+        """On a crashed primary (nothing running): what its WAL holds past ``lsn`` (a standby's
+        ``pg_last_wal_receive_lsn()``): the WAL records and transaction commits that standby never
+        received, read with ``pg_waldump`` from the files left behind. It stops, with an error we
+        expect, at the end of the valid WAL."""
+        proc = self._run("pg_waldump", "-p", str(self.data / "pg_wal"), "-s", lsn, check=False)
+        records = [line for line in proc.stdout.splitlines() if line.startswith("rmgr:")]
+        return {"from_lsn": lsn, "records": len(records),
+                "commits": sum("desc: COMMIT" in line for line in records),
+                "last_lsn": records[-1].split("lsn: ", 1)[1].split(",", 1)[0] if records else None,
+                "end": (proc.stderr.strip().splitlines() or [""])[-1][:200]}
+
+    def server_pids(self) -> list[int]:
+        """The postmaster first, then every process it started."""
+        try:
+            postmaster = psutil.Process(int((self.data / "postmaster.pid").read_text().split("\n", 1)[0]))
+            if str(self.data) not in postmaster.cmdline():  # a stale pid file, the pid reused since
+                return []
+            return [postmaster.pid, *(p.pid for p in postmaster.children(recursive=True))]
+        except (OSError, ValueError, psutil.Error):
+            return []
+
+    def crash(self) -> list[int]:
+        """kill -9 of the postmaster and, in the same instant, of every server process: the primary
+        as lost as when its machine dies (a backend left alone would finish its commit and a
+        walsender would go on sending until they noticed the postmaster gone). The pids killed.
+        ``postmaster.pid`` stays behind, as after a real crash."""
+        pids = self.server_pids()
+        self.crashed_at = time.monotonic()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).wait(timeout=10)
+        return pids
+
     @property
     def running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
@@ -130,6 +231,7 @@ class PrivatePostgres:
         if self.data.exists() and self.running:
             with contextlib.suppress(Exception):
                 self.stop("immediate")
+        self.crash()  # nothing left behind (a no-op when nothing runs)
 
 
 class PrivateRabbit:
