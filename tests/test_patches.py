@@ -234,6 +234,57 @@ def test_apply_service_patches_sets_publisher_and_queue_names(monkeypatch):
     assert consumer.queue.name == "tt-test.svc"
 
 
+def _rpc_consumer(config: dict, entrypoint=None):
+    import nameko.rpc
+    from nameko.containers import ServiceContainer
+
+    decorate = entrypoint or patches.rpc
+
+    class Service:
+        name = "svc"
+
+        @decorate
+        def work(self):
+            return 1
+
+    container = ServiceContainer(Service, {"AMQP_URI": "memory://", "rpc_exchange": "tt-test", **config})
+    (consumer,) = [ext for ext in container.extensions if isinstance(ext, nameko.rpc.RpcConsumer)]
+    consumer.setup()
+    return consumer
+
+
+def test_service_queues_are_declared_with_the_configured_arguments_and_stock_nameko_ignores_them():
+    from nameko.rpc import rpc as stock_rpc
+
+    from tracker.patches import QUEUE_ARGUMENTS_KEY
+
+    quorum = {QUEUE_ARGUMENTS_KEY: {"x-queue-type": "quorum"}}
+    queue = _rpc_consumer(quorum).queue
+    assert queue.queue_arguments == {"x-queue-type": "quorum"}
+    # what a quorum queue must be, and what nameko's own declaration still gives
+    assert queue.durable and not queue.exclusive and not queue.auto_delete
+    assert _rpc_consumer({QUEUE_ARGUMENTS_KEY: {}}).queue.queue_arguments is None  # classic: as before
+    # stock nameko declares the same queue without them: the patch is still needed
+    assert _rpc_consumer(quorum, stock_rpc).queue.queue_arguments is None
+
+
+def test_the_queue_arguments_reach_the_declaration_kombu_sends(monkeypatch):
+    """kombu declares the Queue nameko built, with ``queue_arguments``, on each (re)connection
+    (the consumer's ``declare``): so a failover re-declares a quorum queue as one."""
+    from kombu import Connection, Consumer
+
+    from tracker.patches import QUEUE_ARGUMENTS_KEY
+
+    queue = _rpc_consumer({QUEUE_ARGUMENTS_KEY: {"x-queue-type": "quorum"}}).queue
+    declared = []
+    with Connection("memory://") as conn:
+        channel = conn.channel()
+        monkeypatch.setattr(channel, "queue_declare", lambda **kw: declared.append(kw) or (queue.name, 0, 0))
+        Consumer(channel, queues=[queue], auto_declare=True)
+    assert declared and declared[0]["arguments"] == {"x-queue-type": "quorum"}
+    assert declared[0]["durable"] is True and declared[0]["exclusive"] is False
+
+
 def _watched_container():
     from nameko.containers import ServiceContainer
 

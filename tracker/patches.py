@@ -46,15 +46,32 @@ def require(distribution: str, expected: str, patch: str) -> None:
 # Service side: nameko (under eventlet)
 # =============================================================================================
 
+# The key of nameko's config (tracker.settings.Settings.nameko_config) naming the service queues'
+# declaration arguments, e.g. {"x-queue-type": "quorum"}.
+QUEUE_ARGUMENTS_KEY = "rpc_queue_arguments"
+
+
 @cache
 def _nameko_classes() -> tuple[type, type]:
     """The two nameko subclasses (built on first use, so that importing this module loads no
-    nameko): the RPC entrypoint and the reply publisher."""
-    require("nameko", NAMEKO_VERSION, "Rpc.handle_result / ReplyPublisher")
+    nameko): the RPC entrypoint (with its queue consumer) and the reply publisher."""
+    require("nameko", NAMEKO_VERSION, "Rpc.handle_result / RpcConsumer.setup / ReplyPublisher")
     import nameko.rpc
     from amqp.exceptions import AMQPError
     from kombu.exceptions import KombuError
     from nameko.amqp.publish import Publisher
+
+    class RpcConsumer(nameko.rpc.RpcConsumer):
+        """nameko's RPC consumer, but its queue is declared with the arguments the config names
+        under ``QUEUE_ARGUMENTS_KEY`` (the queue type: quorum queues are replicated over the
+        cluster's nodes). nameko 2.14 builds the kombu ``Queue`` in ``setup`` with ``durable=True``
+        only; kombu declares it, with its ``queue_arguments``, on every (re)connection. Durable,
+        not exclusive, not auto-delete, as a quorum queue must be."""
+
+        def setup(self):
+            super().setup()
+            arguments = self.container.config.get(QUEUE_ARGUMENTS_KEY) or None
+            self.queue.queue_arguments = dict(arguments) if arguments else None
 
     class Rpc(nameko.rpc.Rpc):
         """nameko's RPC entrypoint, but a reply that cannot be published does not kill the service.
@@ -64,6 +81,8 @@ def _nameko_classes() -> tuple[type, type]:
         unacknowledged: the broker requeues it when the old channel dies, and its redelivery answers
         the stored reply (tracker/idempotency.py) instead of acting twice.
         """
+
+        rpc_consumer = RpcConsumer()  # nameko binds this shared extension by its class
 
         def handle_result(self, message, worker_ctx, result, exc_info):
             try:
