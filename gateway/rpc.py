@@ -42,6 +42,7 @@ from kombu import Connection
 from tracker import jsoncodec
 from tracker.contract import Reply
 from tracker.errors import UNAVAILABLE, Internal
+from tracker.queues import reach_any_node
 from tracker.settings import Settings
 
 log = logging.getLogger("gateway.rpc")
@@ -65,7 +66,7 @@ class RpcClient:
 
     def __init__(self, settings: Settings) -> None:
         self._uri = ";".join(settings.amqp_uris)
-        self._nodes = len(settings.amqp_uris)
+        self._settings = settings
         self._kombu = Connection(self._uri, heartbeat=0, connect_timeout=5)  # parses every URL; connects lazily
         self._lost_one = False  # a connection was lost: the next one starts at the next node
         self._exchange = settings.rpc_exchange
@@ -103,8 +104,7 @@ class RpcClient:
         if self._lost_one:
             kombu.maybe_switch_next()
             self._lost_one = False
-        kombu.ensure_connection(max_retries=self._nodes - 1, interval_start=0, interval_step=0, interval_max=0)
-        return kombu.connection
+        return reach_any_node(kombu, self._settings).connection
 
     def _read(self, conn: amqp.Connection) -> None:
         try:

@@ -285,6 +285,43 @@ def test_the_queue_arguments_reach_the_declaration_kombu_sends(monkeypatch):
     assert declared[0]["durable"] is True and declared[0]["exclusive"] is False
 
 
+def test_a_service_calling_another_gets_a_reply_queue_that_is_not_durable_and_stock_nameko_does_not():
+    """A durable reply queue is stuck on its broker node while that node is down (patches.rpc_proxy)."""
+    import nameko.rpc
+    from nameko.containers import ServiceContainer
+
+    def listener(proxy) -> object:
+        class Service:
+            name = "caller"
+            other = proxy
+
+        container = ServiceContainer(Service, {"AMQP_URI": "memory://", "rpc_exchange": "tt-test"})
+        (found,) = [ext for ext in container.extensions if isinstance(ext, nameko.rpc.ReplyListener)]
+        found.setup()
+        return found.queue
+
+    ours = listener(patches.rpc_proxy("other"))
+    assert ours.durable is False and ours.queue_arguments == {"x-expires": nameko.rpc.RPC_REPLY_QUEUE_TTL}
+    assert ours.name.startswith("rpc.reply-caller-")
+    assert listener(nameko.rpc.RpcProxy("other")).durable is True  # still nameko's: the patch is needed
+
+
+def test_broker_passwords_are_hidden_in_every_url_of_a_multi_node_uri(monkeypatch):
+    import nameko.messaging
+    import nameko.rpc
+    from nameko.utils import sanitize_url
+
+    uri = "amqp://tt:s3cret@mq-0:5672/;amqp://tt:s3cret@mq-1:5672/;amqp://tt:s3cret@mq-2:5672/"
+    assert "s3cret" in sanitize_url(uri)  # nameko's own hides the first one only: the patch is needed
+    assert "s3cret" not in patches.sanitize_urls(uri) and patches.sanitize_urls(uri).count("mq-") == 3
+    monkeypatch.setattr(nameko.messaging, "sanitize_url", nameko.messaging.sanitize_url)
+    monkeypatch.setattr(nameko.rpc, "RPC_QUEUE_TEMPLATE", nameko.rpc.RPC_QUEUE_TEMPLATE)
+    monkeypatch.setattr(nameko.rpc.Responder, "publisher_cls", nameko.rpc.Responder.publisher_cls)
+    patches.apply_service_patches("tt-test.{}")
+    assert nameko.messaging.sanitize_url is patches.sanitize_urls  # what on_connection_error calls
+    assert "sanitize_url(self.amqp_uri)" in inspect.getsource(nameko.messaging.QueueConsumer.on_connection_error)
+
+
 def _watched_container():
     from nameko.containers import ServiceContainer
 

@@ -18,6 +18,7 @@ import psycopg
 from amqp.exceptions import AccessRefused, NotAllowed
 from kombu import Connection, Exchange, Queue
 
+from tracker.queues import reach_any_node
 from tracker.settings import Settings
 
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
@@ -119,7 +120,7 @@ def check_rabbitmq(settings: Settings) -> Check:
     vhost, user = _vhost_and_user(settings)
     try:
         with Connection(settings.amqp_uri, connect_timeout=3) as conn:
-            conn.ensure_connection(max_retries=1, timeout=3)
+            reach_any_node(conn, settings, timeout=3 * len(settings.amqp_uris))
     except AccessRefused:
         return Check("RabbitMQ", False, f"{where} refused the credentials of user {user!r}",
                      "fix the user or password in TT_AMQP_URI (or create the user: "

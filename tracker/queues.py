@@ -34,11 +34,17 @@ class Mismatch:
     detail: str  # the broker's words
 
 
-def _connect(settings: Settings) -> Connection:
-    conn = Connection(settings.amqp_uri, connect_timeout=5)
+def reach_any_node(conn: Connection, settings: Settings, timeout: float | None = None) -> Connection:
+    """Connect ``conn`` (made from ``settings.amqp_uri``) to the first broker node that answers,
+    from the one it points at now: each address once, without pausing between them (kombu's own
+    ``.connection`` tries two, and pauses 2 s after each round). Raises the last failure."""
     conn.ensure_connection(max_retries=len(settings.amqp_uris) - 1, interval_start=0, interval_step=0,
-                           interval_max=0)
+                           interval_max=0, timeout=timeout)
     return conn
+
+
+def _connect(settings: Settings) -> Connection:
+    return reach_any_node(Connection(settings.amqp_uri, connect_timeout=5), settings)
 
 
 def mismatched(settings: Settings, services: Iterable[str]) -> list[Mismatch]:

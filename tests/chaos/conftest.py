@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.infra import PrivatePostgres, PrivateRabbit, free_port, make_base_dir, remove
+from tests.chaos.infra import (
+    PrivatePostgres,
+    PrivateRabbit,
+    PrivateRabbitCluster,
+    free_port,
+    make_base_dir,
+    remove,
+)
 from tests.harness import System
 
 SUMMARIES = pytest.StashKey[list]()
@@ -51,17 +58,19 @@ def chaos_summary(request):
 class ChaosStack:
     """The private servers and the tracker running on them."""
 
-    def __init__(self, base: Path, pg: PrivatePostgres, rabbit: PrivateRabbit, system: System) -> None:
+    def __init__(self, base: Path, pg: PrivatePostgres, rabbit: PrivateRabbit | PrivateRabbitCluster,
+                 system: System) -> None:
         self.base, self.pg, self.rabbit, self.system = base, pg, rabbit, system
 
 
-@pytest.fixture
-def chaos_stack(tmp_path):
+def _stack(tmp_path, rabbit, nodes: list[PrivateRabbit]):
+    """A private PostgreSQL, ``rabbit`` (one node, or a cluster of ``nodes``), a database, and the
+    tracker on them (``TT_CHAOS_REPLICAS``, ``TT_CHAOS_GATEWAYS``); logs copied to ``tmp_path``."""
     replicas = os.environ.get("TT_CHAOS_REPLICAS", "2")
     gateways = os.environ.get("TT_CHAOS_GATEWAYS", "2")
-    base = make_base_dir()
+    base = nodes[0].dir.parent
     pg = PrivatePostgres(base).init()
-    rabbit = PrivateRabbit(base).init()
+    rabbit.init()
     system = None
     try:
         pg.start()
@@ -72,7 +81,7 @@ def chaos_stack(tmp_path):
         env = {
             **os.environ,
             "TT_DATABASE_URL": pg.url(name),
-            "TT_AMQP_URI": rabbit.amqp_uri,  # the private node's default vhost "/"
+            "TT_AMQP_URI": rabbit.amqp_uri,  # the private node's (or every node's) default vhost "/"
             "TT_BIND": f"127.0.0.1:{port}",
             "TT_RPC_TIMEOUT": "10",
             "TT_ARGON2_TIME_COST": "1",
@@ -89,10 +98,25 @@ def chaos_stack(tmp_path):
             system.stop()
         rabbit.close()
         pg.close()
-        for src, dst in ((pg.log, "postgres.log"), (rabbit.log, "rabbitmq.out")):
-            if src.exists():
-                shutil.copy(src, tmp_path / dst)
-        rabbit_logs = rabbit.dir / "log"
-        if rabbit_logs.exists():
-            shutil.copytree(rabbit_logs, tmp_path / "rabbitmq-logs", dirs_exist_ok=True)
+        if pg.log.exists():
+            shutil.copy(pg.log, tmp_path / "postgres.log")
+        for node in nodes:
+            suffix = "" if len(nodes) == 1 else "-" + node.dir.name
+            if node.log.exists():
+                shutil.copy(node.log, tmp_path / f"rabbitmq{suffix}.out")
+            if (node.dir / "log").exists():
+                shutil.copytree(node.dir / "log", tmp_path / f"rabbitmq-logs{suffix}", dirs_exist_ok=True)
         remove(base)
+
+
+@pytest.fixture
+def chaos_stack(tmp_path):
+    rabbit = PrivateRabbit(make_base_dir())
+    yield from _stack(tmp_path, rabbit, [rabbit])
+
+
+@pytest.fixture
+def cluster_stack(tmp_path):
+    """As chaos_stack, on a private 3-node RabbitMQ cluster (``stack.rabbit``: PrivateRabbitCluster)."""
+    cluster = PrivateRabbitCluster(make_base_dir(), size=3)
+    yield from _stack(tmp_path, cluster, cluster.nodes)
