@@ -13,6 +13,7 @@ from gateway.ui import PATH as UI_PATH
 from gateway.ui import wants_html
 from tracker import __version__
 from tracker.errors import Refused, envelope
+from tracker.queues import reach_any_node
 from tracker.settings import Settings
 
 PROBE_TIMEOUT = 2.0
@@ -21,7 +22,7 @@ PROBE_TIMEOUT = 2.0
 def broker_reachable(settings: Settings) -> bool:
     try:
         with Connection(settings.amqp_uri, connect_timeout=PROBE_TIMEOUT) as conn:
-            conn.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT)
+            reach_any_node(conn, settings, timeout=PROBE_TIMEOUT * len(settings.amqp_uris))
         return True
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return False

@@ -16,7 +16,16 @@ broker work than the calls themselves (docs/PERFORMANCE.md):
   the client retries, and stored replies make the retry safe (tracker/idempotency.py).
 
 Requests are transient and expire when the gateway stops waiting: a request queued while every
-replica was down must not take effect after its client saw a 503.
+replica was down must not take effect after its client saw a 503. (A quorum queue keeps every
+message on disk whatever its delivery mode, and honours the per-message expiration at the queue's
+head, as a classic queue does.)
+
+``TT_AMQP_URI`` may list several broker nodes (``amqp://a;amqp://b;amqp://c``). The client keeps
+one kombu ``Connection`` holding them all as failover alternates: a (re)connection tries the node
+after the one it last used first, then each other node once, round-robin, so a node that died is
+tried last. The reply queue is exclusive to a connection and lives on its node, so it dies with
+that node; each new connection declares a new one on the node it reached (calls waiting on the
+old one answer 503 and are retried by their clients).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from kombu import Connection
 from tracker import jsoncodec
 from tracker.contract import Reply
 from tracker.errors import UNAVAILABLE, Internal
+from tracker.queues import reach_any_node
 from tracker.settings import Settings
 
 log = logging.getLogger("gateway.rpc")
@@ -55,7 +65,10 @@ class RpcClient:
     or the broker is unreachable, 500 when the service raised."""
 
     def __init__(self, settings: Settings) -> None:
-        self._uri = settings.amqp_uri
+        self._uri = ";".join(settings.amqp_uris)
+        self._settings = settings
+        self._kombu = Connection(self._uri, heartbeat=0, connect_timeout=5)  # parses every URL; connects lazily
+        self._lost_one = False  # a connection was lost: the next one starts at the next node
         self._exchange = settings.rpc_exchange
         self._timeout = settings.rpc_timeout
         self._conn: amqp.Connection | None = None
@@ -70,8 +83,7 @@ class RpcClient:
         with self._connecting:
             if self._conn is not None:
                 return self._conn
-            self._kombu = Connection(self._uri, heartbeat=0, connect_timeout=5)  # kombu parses the URI
-            raw = self._kombu.connection
+            raw = self._reach_a_node()
             channel = raw.channel()
             channel.exchange_declare(self._exchange, "topic", durable=True, auto_delete=False)
             queue = channel.queue_declare("", exclusive=True, auto_delete=True).queue
@@ -81,6 +93,18 @@ class RpcClient:
             self._conn, self._channel, self._reply_to = raw, channel, queue
             threading.Thread(target=self._read, args=(raw,), name="rpc-replies", daemon=True).start()
             return raw
+
+    def _reach_a_node(self) -> amqp.Connection:
+        """A new connection to one of the broker's nodes: each is tried once, the next one after a
+        lost connection first (kombu's round-robin over its alternates), without pausing between
+        them; the last failure is raised when none answers."""
+        kombu = self._kombu
+        with contextlib.suppress(Exception):
+            kombu.collect()  # drop the dead transport connection (kombu would reuse it) without a handshake
+        if self._lost_one:
+            kombu.maybe_switch_next()
+            self._lost_one = False
+        return reach_any_node(kombu, self._settings).connection
 
     def _read(self, conn: amqp.Connection) -> None:
         try:
@@ -94,6 +118,7 @@ class RpcClient:
         with self._connecting:
             if self._conn is conn:
                 self._conn = self._channel = None
+                self._lost_one = True
                 if exc is not None:
                     log.warning("broker connection lost: %s", exc.__class__.__name__)
         for cid, waiter in list(self._waiters.items()):

@@ -234,6 +234,94 @@ def test_apply_service_patches_sets_publisher_and_queue_names(monkeypatch):
     assert consumer.queue.name == "tt-test.svc"
 
 
+def _rpc_consumer(config: dict, entrypoint=None):
+    import nameko.rpc
+    from nameko.containers import ServiceContainer
+
+    decorate = entrypoint or patches.rpc
+
+    class Service:
+        name = "svc"
+
+        @decorate
+        def work(self):
+            return 1
+
+    container = ServiceContainer(Service, {"AMQP_URI": "memory://", "rpc_exchange": "tt-test", **config})
+    (consumer,) = [ext for ext in container.extensions if isinstance(ext, nameko.rpc.RpcConsumer)]
+    consumer.setup()
+    return consumer
+
+
+def test_service_queues_are_declared_with_the_configured_arguments_and_stock_nameko_ignores_them():
+    from nameko.rpc import rpc as stock_rpc
+
+    from tracker.patches import QUEUE_ARGUMENTS_KEY
+
+    quorum = {QUEUE_ARGUMENTS_KEY: {"x-queue-type": "quorum"}}
+    queue = _rpc_consumer(quorum).queue
+    assert queue.queue_arguments == {"x-queue-type": "quorum"}
+    # what a quorum queue must be, and what nameko's own declaration still gives
+    assert queue.durable and not queue.exclusive and not queue.auto_delete
+    assert _rpc_consumer({QUEUE_ARGUMENTS_KEY: {}}).queue.queue_arguments is None  # classic: as before
+    # stock nameko declares the same queue without them: the patch is still needed
+    assert _rpc_consumer(quorum, stock_rpc).queue.queue_arguments is None
+
+
+def test_the_queue_arguments_reach_the_declaration_kombu_sends(monkeypatch):
+    """kombu declares the Queue nameko built, with ``queue_arguments``, on each (re)connection
+    (the consumer's ``declare``): so a failover re-declares a quorum queue as one."""
+    from kombu import Connection, Consumer
+
+    from tracker.patches import QUEUE_ARGUMENTS_KEY
+
+    queue = _rpc_consumer({QUEUE_ARGUMENTS_KEY: {"x-queue-type": "quorum"}}).queue
+    declared = []
+    with Connection("memory://") as conn:
+        channel = conn.channel()
+        monkeypatch.setattr(channel, "queue_declare", lambda **kw: declared.append(kw) or (queue.name, 0, 0))
+        Consumer(channel, queues=[queue], auto_declare=True)
+    assert declared and declared[0]["arguments"] == {"x-queue-type": "quorum"}
+    assert declared[0]["durable"] is True and declared[0]["exclusive"] is False
+
+
+def test_a_service_calling_another_gets_a_reply_queue_that_is_not_durable_and_stock_nameko_does_not():
+    """A durable reply queue is stuck on its broker node while that node is down (patches.rpc_proxy)."""
+    import nameko.rpc
+    from nameko.containers import ServiceContainer
+
+    def listener(proxy) -> object:
+        class Service:
+            name = "caller"
+            other = proxy
+
+        container = ServiceContainer(Service, {"AMQP_URI": "memory://", "rpc_exchange": "tt-test"})
+        (found,) = [ext for ext in container.extensions if isinstance(ext, nameko.rpc.ReplyListener)]
+        found.setup()
+        return found.queue
+
+    ours = listener(patches.rpc_proxy("other"))
+    assert ours.durable is False and ours.queue_arguments == {"x-expires": nameko.rpc.RPC_REPLY_QUEUE_TTL}
+    assert ours.name.startswith("rpc.reply-caller-")
+    assert listener(nameko.rpc.RpcProxy("other")).durable is True  # still nameko's: the patch is needed
+
+
+def test_broker_passwords_are_hidden_in_every_url_of_a_multi_node_uri(monkeypatch):
+    import nameko.messaging
+    import nameko.rpc
+    from nameko.utils import sanitize_url
+
+    uri = "amqp://tt:s3cret@mq-0:5672/;amqp://tt:s3cret@mq-1:5672/;amqp://tt:s3cret@mq-2:5672/"
+    assert "s3cret" in sanitize_url(uri)  # nameko's own hides the first one only: the patch is needed
+    assert "s3cret" not in patches.sanitize_urls(uri) and patches.sanitize_urls(uri).count("mq-") == 3
+    monkeypatch.setattr(nameko.messaging, "sanitize_url", nameko.messaging.sanitize_url)
+    monkeypatch.setattr(nameko.rpc, "RPC_QUEUE_TEMPLATE", nameko.rpc.RPC_QUEUE_TEMPLATE)
+    monkeypatch.setattr(nameko.rpc.Responder, "publisher_cls", nameko.rpc.Responder.publisher_cls)
+    patches.apply_service_patches("tt-test.{}")
+    assert nameko.messaging.sanitize_url is patches.sanitize_urls  # what on_connection_error calls
+    assert "sanitize_url(self.amqp_uri)" in inspect.getsource(nameko.messaging.QueueConsumer.on_connection_error)
+
+
 def _watched_container():
     from nameko.containers import ServiceContainer
 

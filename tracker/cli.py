@@ -43,6 +43,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"tracker: unknown service(s) in --scale: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    from tracker.queues import QueueTypeConflict, ensure_queue_types
+
+    try:
+        for m in ensure_queue_types(settings, discover()):
+            print(f"tracker: queue {m.queue!r} was not a {settings.queue_type} queue and nothing consumed it: "
+                  f"deleted ({m.messages} stale request(s)); its service declares it again", flush=True)
+    except QueueTypeConflict as exc:
+        print(f"tracker: {exc}", file=sys.stderr)
+        return 1
     if not args.no_migrate:
         from tracker.migrate import upgrade
 

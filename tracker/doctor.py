@@ -18,6 +18,7 @@ import psycopg
 from amqp.exceptions import AccessRefused, NotAllowed
 from kombu import Connection, Exchange, Queue
 
+from tracker.queues import reach_any_node
 from tracker.settings import Settings
 
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
@@ -119,7 +120,7 @@ def check_rabbitmq(settings: Settings) -> Check:
     vhost, user = _vhost_and_user(settings)
     try:
         with Connection(settings.amqp_uri, connect_timeout=3) as conn:
-            conn.ensure_connection(max_retries=1, timeout=3)
+            reach_any_node(conn, settings, timeout=3 * len(settings.amqp_uris))
     except AccessRefused:
         return Check("RabbitMQ", False, f"{where} refused the credentials of user {user!r}",
                      "fix the user or password in TT_AMQP_URI (or create the user: "
@@ -166,6 +167,27 @@ def check_permissions(settings: Settings) -> Check:
     return Check("permissions", True, f"user {user!r} may configure, write and read on {vhost!r}")
 
 
+def check_queue_types(settings: Settings) -> Check:
+    """The service queues that exist have the configured type (TT_QUEUE_TYPE): RabbitMQ refuses to
+    declare a queue with another type than it has (tracker/queues.py)."""
+    from tracker.plugins import discover
+    from tracker.queues import fix_for, mismatched
+
+    try:
+        found = mismatched(settings, discover())
+    except Exception as exc:  # noqa: BLE001
+        return Check("queue types", False, f"could not look ({_first_line(exc)})", fatal=False)
+    busy = [m for m in found if m.consumers]
+    if busy:
+        return Check("queue types", False, f"queue {busy[0].queue!r} is not a {settings.queue_type} queue "
+                     "and is consumed", fix_for(settings, busy[0]))
+    if found:
+        return Check("queue types", False, f"{', '.join(m.queue for m in found)} not {settings.queue_type} "
+                     "queue(s), unused", "`tracker run` (or `tracker serve <service>`) deletes and re-creates them",
+                     fatal=False)
+    return Check("queue types", True, f"service queues are {settings.queue_type} queues (or not declared yet)")
+
+
 # --- all of them ---------------------------------------------------------------------------------
 
 CHECKS: list[tuple[str, Callable[[Settings], Check], str | None]] = [
@@ -175,6 +197,7 @@ CHECKS: list[tuple[str, Callable[[Settings], Check], str | None]] = [
     ("database settings", check_database_settings, "PostgreSQL"),
     ("RabbitMQ", check_rabbitmq, None),
     ("permissions", check_permissions, "RabbitMQ"),
+    ("queue types", check_queue_types, "permissions"),
 ]
 
 

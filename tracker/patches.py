@@ -46,15 +46,32 @@ def require(distribution: str, expected: str, patch: str) -> None:
 # Service side: nameko (under eventlet)
 # =============================================================================================
 
+# The key of nameko's config (tracker.settings.Settings.nameko_config) naming the service queues'
+# declaration arguments, e.g. {"x-queue-type": "quorum"}.
+QUEUE_ARGUMENTS_KEY = "rpc_queue_arguments"
+
+
 @cache
 def _nameko_classes() -> tuple[type, type]:
     """The two nameko subclasses (built on first use, so that importing this module loads no
-    nameko): the RPC entrypoint and the reply publisher."""
-    require("nameko", NAMEKO_VERSION, "Rpc.handle_result / ReplyPublisher")
+    nameko): the RPC entrypoint (with its queue consumer) and the reply publisher."""
+    require("nameko", NAMEKO_VERSION, "Rpc.handle_result / RpcConsumer.setup / ReplyPublisher")
     import nameko.rpc
     from amqp.exceptions import AMQPError
     from kombu.exceptions import KombuError
     from nameko.amqp.publish import Publisher
+
+    class RpcConsumer(nameko.rpc.RpcConsumer):
+        """nameko's RPC consumer, but its queue is declared with the arguments the config names
+        under ``QUEUE_ARGUMENTS_KEY`` (the queue type: quorum queues are replicated over the
+        cluster's nodes). nameko 2.14 builds the kombu ``Queue`` in ``setup`` with ``durable=True``
+        only; kombu declares it, with its ``queue_arguments``, on every (re)connection. Durable,
+        not exclusive, not auto-delete, as a quorum queue must be."""
+
+        def setup(self):
+            super().setup()
+            arguments = self.container.config.get(QUEUE_ARGUMENTS_KEY) or None
+            self.queue.queue_arguments = dict(arguments) if arguments else None
 
     class Rpc(nameko.rpc.Rpc):
         """nameko's RPC entrypoint, but a reply that cannot be published does not kill the service.
@@ -64,6 +81,8 @@ def _nameko_classes() -> tuple[type, type]:
         unacknowledged: the broker requeues it when the old channel dies, and its redelivery answers
         the stored reply (tracker/idempotency.py) instead of acting twice.
         """
+
+        rpc_consumer = RpcConsumer()  # nameko binds this shared extension by its class
 
         def handle_result(self, message, worker_ctx, result, exc_info):
             try:
@@ -84,6 +103,45 @@ def _nameko_classes() -> tuple[type, type]:
     return Rpc, ReplyPublisher
 
 
+@cache
+def _rpc_proxy_class() -> type:
+    """nameko's ``RpcProxy`` (a service calling another), with its reply queue not durable.
+
+    nameko 2.14's ReplyListener declares ``rpc.reply-<service>-<uuid>`` as a durable classic queue
+    (expiring 5 min after its last consumer): it lives on one broker node, and while that node is
+    down RabbitMQ refuses to declare it anywhere else (``NOT_FOUND - home node ... is down``), so
+    the calling service cannot consume at all until the node returns. A non-durable queue is
+    dropped with its node, and the reconnected consumer declares it again on a live one. Replies
+    in flight on the lost node are lost either way: the caller's own timeout answers.
+    """
+    require("nameko", NAMEKO_VERSION, "ReplyListener.setup (reply queue durability)")
+    import nameko.rpc
+
+    class ReplyListener(nameko.rpc.ReplyListener):
+        def setup(self):
+            super().setup()
+            self.queue.durable = False
+
+    class RpcProxy(nameko.rpc.RpcProxy):
+        rpc_reply_listener = ReplyListener()  # nameko binds this shared extension by its class
+
+    return RpcProxy
+
+
+def rpc_proxy(target_service: str, **options: Any) -> Any:
+    """nameko's ``RpcProxy(target_service)``, with the reply queue above (_rpc_proxy_class)."""
+    return _rpc_proxy_class()(target_service, **options)
+
+
+def sanitize_urls(url: str) -> str:
+    """nameko's ``sanitize_url`` for each of several ``;``-separated broker URLs: nameko's own
+    hides the password of the first URL only, and logs the rest (TT_AMQP_URI lists every node of
+    a cluster)."""
+    from nameko.utils import sanitize_url
+
+    return ";".join(sanitize_url(part) for part in url.split(";"))
+
+
 def rpc(*args: Any, **kwargs: Any) -> Any:
     """nameko's ``@rpc``, made with the entrypoint above (``Rpc.decorator``)."""
     entrypoint, _ = _nameko_classes()
@@ -92,8 +150,10 @@ def rpc(*args: Any, **kwargs: Any) -> Any:
 
 def apply_service_patches(rpc_queue_template: str) -> None:
     """Before a service's ServiceRunner is built (tracker/serve.py): replies through
-    ReplyPublisher, and RPC queues named by ``rpc_queue_template`` (e.g. ``"tt-rpc.{}"``)."""
-    require("nameko", NAMEKO_VERSION, "Responder.publisher_cls / RPC_QUEUE_TEMPLATE")
+    ReplyPublisher, RPC queues named by ``rpc_queue_template`` (e.g. ``"tt-rpc.{}"``), and no
+    broker password in the log whatever the number of broker URLs."""
+    require("nameko", NAMEKO_VERSION, "Responder.publisher_cls / RPC_QUEUE_TEMPLATE / messaging.sanitize_url")
+    import nameko.messaging
     import nameko.rpc
 
     _, publisher = _nameko_classes()
@@ -102,6 +162,8 @@ def apply_service_patches(rpc_queue_template: str) -> None:
     # RpcConsumer.setup reads this module global when it declares the service's queue; nameko
     # alone names it "rpc-<service>" whatever the exchange (tracker.settings.Settings.rpc_queue).
     nameko.rpc.RPC_QUEUE_TEMPLATE = rpc_queue_template
+    # QueueConsumer.on_connection_error logs the broker URL through this module global.
+    nameko.messaging.sanitize_url = sanitize_urls
 
 
 # The consume loop turns at least once a second (kombu drains events with a 1 s timeout); a loop

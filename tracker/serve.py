@@ -39,6 +39,7 @@ from tracker import jsoncodec  # noqa: E402
 from tracker.patches import ConsumeWatch, apply_service_patches  # noqa: E402
 from tracker.plugins import discover  # noqa: E402
 from tracker.probe import INTERVAL, Heartbeat  # noqa: E402
+from tracker.queues import QueueTypeConflict, ensure_queue_types  # noqa: E402
 from tracker.settings import get_settings  # noqa: E402
 
 log = logging.getLogger("tracker.serve")
@@ -73,6 +74,13 @@ def serve_service(name: str) -> int:
     settings = get_settings()
     apply_service_patches(settings.rpc_queue("{}"))
     jsoncodec.register_kombu()  # requests and replies through orjson, as the gateway's
+    try:
+        for m in ensure_queue_types(settings, [name]):
+            log.warning("queue %s was not a %s queue and nothing consumed it: deleted (%d stale requests)",
+                        m.queue, settings.queue_type, m.messages)
+    except QueueTypeConflict as exc:
+        log.error("%s", exc)
+        return 1
     runner = ServiceRunner(settings.nameko_config())
     runner.add_service(plugin.service_class())
     watch = ConsumeWatch(runner)

@@ -28,6 +28,18 @@ def _list(name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
 
 
+QUEUE_TYPES = ("quorum", "classic")
+
+
+def _queue_type(name: str, default: str) -> str:
+    """The RabbitMQ type of the service queues: ``quorum`` (replicated across the cluster's nodes,
+    survives the loss of a minority of them) or ``classic`` (on one node)."""
+    value = _env(name, default).strip().lower()
+    if value not in QUEUE_TYPES:
+        raise ValueError(f"{name} must be one of {', '.join(QUEUE_TYPES)}, not {value!r}")
+    return value
+
+
 def _netloc_hosts(url: str) -> tuple[str, list[tuple[str, str]]]:
     """A URL's userinfo (with its ``@``, or "") and its ``host[:port]`` entries as (host, port),
     port "" where none is given. libpq URLs may name several hosts, comma-separated
@@ -64,6 +76,7 @@ class Settings:
     database_url: str
     amqp_uri: str
     rpc_exchange: str
+    queue_type: str  # the service queues' RabbitMQ type: quorum | classic (QUEUE_TYPES)
     bind: str
     rpc_timeout: float
     admin_rpc_timeout: float  # the routes declared slow (bulk task administration, maintenance)
@@ -117,8 +130,8 @@ class Settings:
         """Every host:port of the broker URL, comma-separated (for messages): ``TT_AMQP_URI`` may
         list several URLs separated by ``;``, which kombu fails over between."""
         addresses = []
-        for uri in self.amqp_uri.split(";"):
-            parts = urlsplit(uri.strip())
+        for uri in self.amqp_uris:
+            parts = urlsplit(uri)
             addresses.append(f"{parts.hostname or 'localhost'}:{parts.port or 5672}")
         return ",".join(addresses)
 
@@ -128,9 +141,23 @@ class Settings:
         ``rpc-<service>`` whatever the exchange)."""
         return f"{self.rpc_exchange}.{service}"
 
+    @property
+    def amqp_uris(self) -> list[str]:
+        """Each broker URL of ``TT_AMQP_URI`` (several are separated by ``;``), blanks dropped:
+        kombu takes them as its failover alternates, in this order."""
+        return [uri.strip() for uri in self.amqp_uri.split(";") if uri.strip()]
+
+    @property
+    def rpc_queue_arguments(self) -> dict[str, str]:
+        """The ``x-`` arguments the service queues are declared with. A classic queue gets none,
+        as before queue types were configurable, so an existing one still matches its declaration
+        (RabbitMQ refuses a declaration whose arguments differ: PRECONDITION_FAILED)."""
+        return {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
+
     def nameko_config(self) -> dict:
         return {
-            "AMQP_URI": self.amqp_uri,
+            "AMQP_URI": ";".join(self.amqp_uris),
+            "rpc_queue_arguments": self.rpc_queue_arguments,
             "rpc_exchange": self.rpc_exchange,
             "max_workers": self.service_max_workers,
             "serializer": "json",
@@ -143,6 +170,7 @@ def get_settings() -> Settings:
         database_url=_env("TT_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/task_tracker"),
         amqp_uri=_env("TT_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
         rpc_exchange=_env("TT_RPC_EXCHANGE", "tt-rpc"),
+        queue_type=_queue_type("TT_QUEUE_TYPE", "quorum"),
         bind=_env("TT_BIND", "127.0.0.1:3010"),
         rpc_timeout=float(_env("TT_RPC_TIMEOUT", "10")),
         admin_rpc_timeout=float(_env("TT_ADMIN_RPC_TIMEOUT", "600")),

@@ -28,13 +28,13 @@ import hashlib
 import hmac
 
 import eventlet
-from nameko.rpc import RpcProxy
 
 from services.git_svc import messages, store
 from tracker.contract import Caller, Reply
 from tracker.errors import Forbidden, NotFound, Unauthorized, Unavailable, declined, ok
 from tracker.fields import NoParams
 from tracker.hashing import digest
+from tracker.patches import rpc_proxy
 from tracker.service import REQUEST, Service, operation
 from tracker.settings import get_settings
 
@@ -63,7 +63,7 @@ def version_call(projects: list[int], version: str, delivery: str | None, last_c
 
 class GitService(Service):
     name = "git_svc"
-    project_svc = RpcProxy("project_svc")
+    project_svc = rpc_proxy("project_svc")  # its reply queue moves with the broker node (patches)
 
     def _set_version(self, projects: list[int], version: str, delivery: str | None,
                      last_claim: float | None = None) -> None:

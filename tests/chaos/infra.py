@@ -239,9 +239,10 @@ class PrivateRabbit:
     ``restart``/``kill`` (SIGKILL to the whole Erlang process group). Queues, users and the
     default vhost survive a restart (they live in its mnesia dir)."""
 
-    def __init__(self, base: Path, port: int | None = None, dist_port: int | None = None) -> None:
-        self.dir = base / "rabbit"
-        self.node = f"tt-chaos-{uuid.uuid4().hex[:8]}@localhost"
+    def __init__(self, base: Path, port: int | None = None, dist_port: int | None = None, *,
+                 sub: str = "rabbit", node: str | None = None) -> None:
+        self.dir = base / sub
+        self.node = node or f"tt-chaos-{uuid.uuid4().hex[:8]}@localhost"
         self.port = port or free_port()
         self.dist_port = dist_port or free_port()
         self.log = self.dir / "server.out"
@@ -351,6 +352,70 @@ class PrivateRabbit:
         with contextlib.suppress(Exception):
             self.stop(timeout=30)
         self.kill()
+
+
+class PrivateRabbitCluster:
+    """``size`` private nodes ``tt-chaos-<hex>-<i>@localhost`` in one RabbitMQ cluster: they share
+    the rabbitmq user's Erlang cookie, and nodes 1.. join node 0 (``stop_app``, ``join_cluster``,
+    ``start_app``). A node killed and started again rejoins by itself (its mnesia dir remembers
+    the cluster). ``amqp_uri`` lists every node, ``;``-separated, as TT_AMQP_URI takes them."""
+
+    def __init__(self, base: Path, size: int = 3) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.nodes = [PrivateRabbit(base, sub=f"rabbit-{i}", node=f"tt-chaos-{tag}-{i}@localhost")
+                      for i in range(size)]
+
+    @property
+    def amqp_uri(self) -> str:
+        return ";".join(node.amqp_uri for node in self.nodes)
+
+    def init(self) -> PrivateRabbitCluster:
+        for node in self.nodes:
+            node.init()
+        return self
+
+    def start(self) -> None:
+        first, *others = self.nodes
+        first.start()
+        for node in others:
+            node.start()
+            node.ctl("stop_app")
+            node.ctl("join_cluster", first.node)
+            node.ctl("start_app")
+        running = self.running_nodes()
+        if sorted(running) != sorted(n.node for n in self.nodes):
+            raise RuntimeError(f"cluster formed with {running}, not every node")
+
+    def any_running(self) -> PrivateRabbit:
+        for node in self.nodes:
+            if node.proc and node.proc.poll() is None:
+                return node
+        raise RuntimeError("no cluster node is running")
+
+    def running_nodes(self) -> list[str]:
+        out = self.any_running().ctl("eval", "rabbit_nodes:all_running().").stdout
+        return [n.strip().strip("'") for n in out.strip().strip("[]").split(",") if n.strip()]
+
+    def by_port(self, port: int) -> PrivateRabbit | None:
+        return next((n for n in self.nodes if n.port == port), None)
+
+    def by_name(self, name: str) -> PrivateRabbit | None:
+        return next((n for n in self.nodes if n.node == name), None)
+
+    def queue_info(self, queue: str) -> dict[str, str]:
+        """``type``, ``leader``, ``members``, ``online`` of a queue of the default vhost, as
+        ``rabbitmqctl list_queues`` prints them (leader and members: quorum queues only)."""
+        items = ("name", "type", "leader", "members", "online")
+        out = self.any_running().ctl("list_queues", "-q", "--no-table-headers", *items, timeout=30).stdout
+        for line in out.splitlines():
+            fields = line.split("\t")
+            if fields and fields[0] == queue:
+                return dict(zip(items, fields, strict=False))
+        raise LookupError(f"no queue {queue!r}: {out!r}")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
 
 
 def remove(base: Path) -> None:
