@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.infra import PrivatePostgres, PrivateRabbit, free_port, make_base_dir, remove
+from tests.chaos.infra import (
+    PrivatePostgres,
+    PrivateRabbit,
+    PrivateRabbitCluster,
+    free_port,
+    make_base_dir,
+    remove,
+)
 from tests.harness import System
 
 SUMMARIES = pytest.StashKey[list]()
@@ -51,24 +58,28 @@ def chaos_summary(request):
 
 class ChaosStack:
     """The private servers and the tracker running on them. ``standby``: test_db_failover.py's
-    second PostgreSQL, streaming from ``pg``."""
+    second PostgreSQL, streaming from ``pg``; ``rabbit``: one node, or test_broker_cluster.py's
+    cluster."""
 
-    def __init__(self, base: Path, pg: PrivatePostgres, rabbit: PrivateRabbit, system: System,
+    def __init__(self, base: Path, pg: PrivatePostgres, rabbit: PrivateRabbit | PrivateRabbitCluster,
+                 system: System,
                  standby: PrivatePostgres | None = None, replication: str | None = None) -> None:
         self.base, self.pg, self.rabbit, self.system, self.standby = base, pg, rabbit, system, standby
         self.replication = replication
 
 
 @contextlib.contextmanager
-def _stack(tmp_path: Path, *, replication: str | None = None):
+def _stack(tmp_path: Path, *, replication: str | None = None, rabbit_nodes: int = 1):
     """A ChaosStack; ``replication`` "sync" or "async" adds a streaming standby (synchronous: every
-    commit waits for it) and hands the tracker the multi-host URL of both, primary first."""
+    commit waits for it) and hands the tracker the multi-host URL of both, primary first;
+    ``rabbit_nodes`` > 1 runs a RabbitMQ cluster of that many nodes, every node in TT_AMQP_URI."""
     replicas = os.environ.get("TT_CHAOS_REPLICAS", "2")
     gateways = os.environ.get("TT_CHAOS_GATEWAYS", "2")
     base = make_base_dir()
     pg = PrivatePostgres(base).init()
     standby = PrivatePostgres(base, name="pg-standby") if replication else None
-    rabbit = PrivateRabbit(base).init()
+    rabbit = (PrivateRabbitCluster(base, size=rabbit_nodes) if rabbit_nodes > 1 else PrivateRabbit(base)).init()
+    nodes = rabbit.nodes if isinstance(rabbit, PrivateRabbitCluster) else [rabbit]
     system = None
     try:
         pg.start()
@@ -89,7 +100,7 @@ def _stack(tmp_path: Path, *, replication: str | None = None):
         env = {
             **os.environ,
             "TT_DATABASE_URL": database_url,
-            "TT_AMQP_URI": rabbit.amqp_uri,  # the private node's default vhost "/"
+            "TT_AMQP_URI": rabbit.amqp_uri,  # the private node's (or every node's) default vhost "/"
             "TT_BIND": f"127.0.0.1:{port}",
             "TT_RPC_TIMEOUT": "10",
             "TT_ARGON2_TIME_COST": "1",
@@ -108,15 +119,17 @@ def _stack(tmp_path: Path, *, replication: str | None = None):
         for server in (pg, standby):
             if server is not None:
                 server.close()
-        logs = [(pg.log, "postgres.log"), (rabbit.log, "rabbitmq.out")]
+        logs = [(pg.log, "postgres.log")]
         if standby is not None:
             logs.append((standby.log, "postgres-standby.log"))
+        for node in nodes:
+            suffix = "" if len(nodes) == 1 else "-" + node.dir.name  # rabbitmq-rabbit-0.out ...
+            logs.append((node.log, f"rabbitmq{suffix}.out"))
+            if (node.dir / "log").exists():
+                shutil.copytree(node.dir / "log", tmp_path / f"rabbitmq-logs{suffix}", dirs_exist_ok=True)
         for src, dst in logs:
             if src.exists():
                 shutil.copy(src, tmp_path / dst)
-        rabbit_logs = rabbit.dir / "log"
-        if rabbit_logs.exists():
-            shutil.copytree(rabbit_logs, tmp_path / "rabbitmq-logs", dirs_exist_ok=True)
         remove(base)
 
 
@@ -130,4 +143,11 @@ def chaos_stack(tmp_path):
 def failover_stack(tmp_path, request):
     """Parametrised (indirectly) with "sync" or "async": the replication the standby gets."""
     with _stack(tmp_path, replication=request.param) as stack:
+        yield stack
+
+
+@pytest.fixture
+def cluster_stack(tmp_path):
+    """As chaos_stack, on a private 3-node RabbitMQ cluster (``stack.rabbit``: PrivateRabbitCluster)."""
+    with _stack(tmp_path, rabbit_nodes=3) as stack:
         yield stack
