@@ -62,8 +62,7 @@ class ChaosStack:
     cluster."""
 
     def __init__(self, base: Path, pg: PrivatePostgres, rabbit: PrivateRabbit | PrivateRabbitCluster,
-                 system: System,
-                 standby: PrivatePostgres | None = None, replication: str | None = None) -> None:
+                 system: System, standby: PrivatePostgres | None = None, replication: str | None = None) -> None:
         self.base, self.pg, self.rabbit, self.system, self.standby = base, pg, rabbit, system, standby
         self.replication = replication
 
