@@ -184,6 +184,19 @@ def _wait_held(system, project: int, n: int, timeout: float = 20) -> list[int]:
     raise AssertionError(f"fewer than {n} tasks held: {task_rows(system, project)}")
 
 
+def _wait_running(tmp_path, n: int, timeout: float = 20) -> list[int]:
+    """Task ids whose command has started (it wrote its pid file). A task the server has assigned is
+    not yet in flight for ``ttc``: the get's reply may still be on the wire, and a stop that comes
+    then gives those tasks back as SKIP, as documented."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = [int(p.stem) for p in tmp_path.glob("*.pid")]
+        if len(running) >= n:
+            return running
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {n} commands started: {list(tmp_path.iterdir())}")
+
+
 def test_run_sigterm_finishes_tasks_in_flight(system, tmp_path, make_project, creds):
     project = make_project()
     path = creds(project, "drone-term")
@@ -194,7 +207,8 @@ def test_run_sigterm_finishes_tasks_in_flight(system, tmp_path, make_project, cr
     c.close()
     proc = start_ttc(system, "run", str(project), "--concurrency", "3", "--wait", "1", "--",
                      sys.executable, "-c", SCRIPT, str(tmp_path), creds=path)
-    held = _wait_held(system, project, 3)
+    _wait_held(system, project, 3)
+    held = _wait_running(tmp_path, 3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -216,9 +230,7 @@ def test_run_sigterm_after_grace_releases_skip_and_kills_commands(system, tmp_pa
     proc = start_ttc(system, "run", str(project), "--concurrency", "2", "--grace", "1", "--wait", "1", "--",
                      sys.executable, "-c", SCRIPT, str(tmp_path), creds=path)
     held = _wait_held(system, project, 2)
-    deadline = time.monotonic() + 10
-    while len(list(tmp_path.glob("*.pid"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_running(tmp_path, 2)
     pids = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
