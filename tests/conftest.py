@@ -7,8 +7,9 @@ Tiers (markers, set here from where a test lives; README "Test it"):
 - ``fuzz``, ``chaos``, ``slow``: the long parts, left out of a plain run. Selected by ``-m`` (e.g.
   ``./test.sh -m fuzz``), by ``--all``, or by naming their directory or file on the command line.
 
-The end-to-end fixtures: one real tracker per test session, 2 gateway processes and 2 replicas of
-every service by default (the scaled-out shape of a deployment).
+The end-to-end fixtures: one real tracker per pytest process (``./test.sh`` runs two, with
+pytest-xdist), 2 gateway processes and 2 replicas of every service by default (the scaled-out
+shape of a deployment).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ TIERS = {
 }
 LONG = ("fuzz", "chaos", "slow")
 DIRECTORIES = {"unit": HERE / "unit", "fuzz": HERE / "fuzz", "chaos": HERE / "chaos"}
+# Run by one process when the suite runs in several (pytest-xdist): the long tiers, whose private
+# servers and floods are not made to run side by side, and the browser tests, which share one
+# system and one Chromium.
+BROWSER = HERE / "browser"
 
 
 def pytest_configure(config):
@@ -65,9 +70,13 @@ def _asked_for(item, tier: str, named: list[Path]) -> bool:
 def pytest_collection_modifyitems(config, items):
     """Mark each test with its tier; without ``-m`` or ``--all``, leave the long tiers out."""
     for item in items:
-        tier = _tier_of(Path(str(item.fspath)).resolve())
+        path = Path(str(item.fspath)).resolve()
+        tier = _tier_of(path)
         if tier is not None:
             item.add_marker(tier)
+        group = tier if tier in LONG else ("browser" if BROWSER in path.parents else None)
+        if group is not None:  # one pytest-xdist process takes the whole group (./test.sh: --dist loadgroup)
+            item.add_marker(pytest.mark.xdist_group(group))
         elif not any(item.get_closest_marker(t) for t in LONG):
             item.add_marker("e2e")
     if config.getoption("--all") or config.option.markexpr:
