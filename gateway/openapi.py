@@ -34,7 +34,7 @@ from functools import cache
 from typing import Annotated, Any, Literal
 
 import falcon
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from gateway import routes as dispatch
@@ -226,6 +226,17 @@ def _parameters(route: Route) -> list[dict]:
     return params
 
 
+def _accepts_empty(model: type[Message]) -> bool:
+    """Whether an empty body (which counts as ``{}``) is valid: not when a field is required, nor
+    when a rule between fields needs one (``ids`` or ``filter``; at least one field to edit). A body
+    the document calls optional would be left out by a client reading it, and refused."""
+    try:
+        model.model_validate({})
+    except ValidationError:
+        return False
+    return True
+
+
 def _request_body(route: Route, refs: dict, defs: dict) -> dict | None:
     raw, bare_list = route.extra(RawBody), route.extra(BareList)
     if raw:
@@ -235,7 +246,7 @@ def _request_body(route: Route, refs: dict, defs: dict) -> dict | None:
     if route.body is None:
         return None
     schema = refs[route.body]
-    required = any(f.is_required() for f in route.body.model_fields.values())
+    required = not _accepts_empty(route.body)
     if bare_list:
         # A bare JSON array is accepted as {key: array} (gateway/inputs.parse_json).
         listed = defs[schema["$ref"].removeprefix(COMPONENTS)]["properties"][bare_list.key]
