@@ -110,13 +110,13 @@ class RpcClient:
         return reach_any_node(kombu, self._settings).connection
 
     def _read(self, conn: amqp.Connection) -> None:
+        failure = None
         try:
             while conn.connected:  # False once the close handshake of close() has completed
                 conn.drain_events()
         except Exception as exc:  # noqa: BLE001 - any way the connection ends
-            self._lost(conn, exc)
-            return
-        self._lost(conn, None)
+            failure = exc
+        self._lost(conn, failure)
 
     def _lost(self, conn: amqp.Connection, exc: Exception | None) -> None:
         """Forget a broken connection and answer 503 to every call waiting on it."""

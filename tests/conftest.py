@@ -74,11 +74,11 @@ def pytest_collection_modifyitems(config, items):
         tier = _tier_of(path)
         if tier is not None:
             item.add_marker(tier)
+        elif not any(item.get_closest_marker(t) for t in LONG):
+            item.add_marker("e2e")
         group = tier if tier in LONG else ("browser" if BROWSER in path.parents else None)
         if group is not None:  # one pytest-xdist process takes the whole group (./test.sh: --dist loadgroup)
             item.add_marker(pytest.mark.xdist_group(group))
-        elif not any(item.get_closest_marker(t) for t in LONG):
-            item.add_marker("e2e")
     if config.getoption("--all") or config.option.markexpr:
         return
     named = _named(config)
