@@ -83,6 +83,7 @@ class Settings:
     session_lifetime: int
     gateway_workers: int
     gateway_connections: int  # open connections one gateway process serves at once (parked long-polls count)
+    gateway_keepalive: int  # seconds an idle keep-alive connection stays open
     service_max_workers: int
     db_pool_size: int
     public_logs: bool
@@ -177,6 +178,7 @@ def get_settings() -> Settings:
         session_lifetime=int(_env("TT_SESSION_LIFETIME", str(8 * 3600))),
         gateway_workers=int(_env("TT_GATEWAY_WORKERS", "1")),
         gateway_connections=int(_env("TT_GATEWAY_CONNECTIONS", "20000")),
+        gateway_keepalive=int(_env("TT_GATEWAY_KEEPALIVE", "75")),
         service_max_workers=int(_env("TT_SERVICE_MAX_WORKERS", "16")),
         db_pool_size=int(_env("TT_DB_POOL_SIZE", "16")),
         public_logs=_bool("TT_PUBLIC_LOGS", True),
