@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import time
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import partial
@@ -226,17 +227,18 @@ class Dispatcher:
 
 class RequestNames:
     """A fresh name for every request without a system call each (uuid4 reads the OS's random
-    source per call: 1.5 % of the gateway's CPU at 16 workers): a random prefix per process —
-    taken again after a fork — and a counter."""
+    source per call: 1.5 % of the gateway's CPU at 16 workers; ``os.getpid()`` is a system call
+    too: 1.4 %): a random prefix per process, taken again in a forked child, and a counter."""
 
     def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = ""
-        self._count = itertools.count()
+        self._fresh()
+        fresh = weakref.WeakMethod(self._fresh)
+        os.register_at_fork(after_in_child=lambda: (method := fresh()) is not None and method())
+
+    def _fresh(self) -> None:
+        self._prefix, self._count = secrets.token_hex(12), itertools.count()
 
     def next(self) -> str:
-        if self._pid != os.getpid():
-            self._pid, self._prefix, self._count = os.getpid(), secrets.token_hex(12), itertools.count()
         return f"{self._prefix}{next(self._count):x}"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -473,3 +474,24 @@ def test_openapi_documents_the_plugins_the_app_was_made_with(rpc):
     paths = falcon.testing.TestClient(app).simulate_get("/openapi.json").json["paths"]
     assert "/worker/create" in paths and "/task/submit" not in paths
     assert falcon.testing.TestClient(app).simulate_post("/task/submit").status_code == 404
+
+
+def test_request_names_are_unique_and_a_forked_child_takes_a_new_prefix():
+    """Request names key stored replies: two gateway processes forked from one master must never
+    hand out the same name (the prefix is drawn again in the child, without a getpid per request)."""
+    from gateway.routes import RequestNames
+
+    names = RequestNames()
+    first, second = names.next(), names.next()
+    assert first != second and first[:24] == second[:24]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first name, then out at once
+        os.write(write, names.next().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    assert child[:24] != first[:24]
+    assert names.next()[:24] == first[:24]
