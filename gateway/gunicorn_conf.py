@@ -21,8 +21,10 @@ from prometheus_client import multiprocess  # noqa: E402 - after the directory i
 
 from gateway.security import SECURITY_HEADERS  # noqa: E402
 from tracker.patches import apply_gateway_patches  # noqa: E402
+from tracker.settings import get_settings  # noqa: E402
 
-apply_gateway_patches(SECURITY_HEADERS)  # JSON error pages, one-write responses (tracker/patches.py)
+# JSON error pages, one-write responses, keep-alive between requests (tracker/patches.py)
+apply_gateway_patches(SECURITY_HEADERS, get_settings().gateway_keepalive)
 
 
 def on_starting(server) -> None:

@@ -11,6 +11,8 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+import pytest
+
 
 def _request(sock: socket.socket, host: str) -> bytes:
     sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
@@ -37,3 +39,24 @@ def test_an_idle_connection_is_reused_after_a_pause(system):
         time.sleep(3.5)  # longer than gunicorn's default keep-alive
         second = _request(sock, url.netloc)
         assert second.startswith(b"HTTP/1.1 200"), second
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_two_seconds(system):
+    url = urlsplit(system.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        started = time.monotonic()
+        assert sock.recv(10) == b""  # closed by the gateway, not by our timeout
+        assert 1.5 < time.monotonic() - started < 6
+
+
+def test_a_trickled_request_is_closed_after_two_seconds(system):
+    """A slow client's headers, a byte at a time, hold a connection no longer than a silent one."""
+    url = urlsplit(system.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        started = time.monotonic()
+        with pytest.raises(OSError):
+            for byte in f"GET /healthz HTTP/1.1\r\nHost: {url.netloc}\r\nX-Slow: ".encode() + b"a" * 100:
+                sock.send(bytes([byte]))
+                time.sleep(0.1)
+            raise AssertionError("the whole trickle was taken")
+        assert time.monotonic() - started < 6

@@ -9,8 +9,11 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -41,7 +44,8 @@ def test_the_gateway_config_patches_gunicorn_without_loading_nameko(tmp_path):
     loaded = _imported_after(
         "import gateway.gunicorn_conf; from gunicorn import util; from gunicorn.http import wsgi; "
         "assert util.write_error.__module__ == 'tracker.patches', util.write_error; "
-        "assert wsgi.Response.__name__ == 'OneWriteResponse'",
+        "assert wsgi.Response.__name__ == 'OneWriteResponse'; "
+        "from gunicorn.workers.ggevent import GeventWorker; assert GeventWorker.tt_keep_alive_patched",
         {"TT_METRICS_DIR": str(tmp_path)})
     assert "gunicorn" in loaded
     assert not loaded & {"nameko", "eventlet"}
@@ -143,6 +147,75 @@ def test_stock_gunicorn_response_still_writes_headers_and_body_apart():
     resp.start_response("200 OK", [("Content-Length", "2")])
     resp.write(b"{}")
     assert len(sock.sent) == 2
+
+
+def test_the_keepalive_loop_reads_each_request_inside_timeout_ctx():
+    """keep_alive_between_requests times and marks each wait for a request in timeout_ctx."""
+    from gunicorn.workers import base_async, ggevent
+
+    source = inspect.getsource(base_async.AsyncWorker.handle)
+    assert "with self.timeout_ctx():\n                            req = next(parser)" in source
+    run = inspect.getsource(ggevent.GeventWorker.run)
+    assert "while self.alive:" in run and "server.pool.free_count() != server.pool.size" in run
+    assert "super().handle(listener, client, addr)" in inspect.getsource(ggevent.GeventWorker.handle)
+
+
+def _get(port: int, path: str = "/") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    return sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"{}"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("patched", [True, False], ids=["patched", "stock"])
+def test_a_stopping_gateway_closes_idle_keepalive_connections_and_finishes_requests(tmp_path, patched):
+    """With the patch a stop ends an idle keep-alive connection at once, and a request in flight
+    still gets its answer; stock gunicorn waits for the idle one until the graceful timeout."""
+    from tests.harness import free_port
+
+    port, graceful = free_port(), 6
+    # patched: gunicorn's --keep-alive (2 s) for a first request, TT_GATEWAY_KEEPALIVE (75 s) between
+    config = ["--config", "python:gateway.gunicorn_conf"] if patched else ["--keep-alive", "75"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", *config, "--worker-class", "gevent", "--workers", "1",
+         "--graceful-timeout", str(graceful), "--bind", f"127.0.0.1:{port}",
+         "--no-control-socket", "tests.slow_wsgi:app"],
+        cwd=ROOT, env={**os.environ, "TT_METRICS_DIR": str(tmp_path)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                idle = _get(port)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.1)
+        assert _answer(idle).startswith(b"HTTP/1.1 200")  # now idle, kept alive
+        slow = _get(port, "/?sleep=1.5")
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        assert _answer(slow).startswith(b"HTTP/1.1 200")  # in flight: finished
+        server.wait(timeout=graceful + 10)
+        took = time.monotonic() - started
+        idle.settimeout(1)
+        assert idle.recv(10) == b""  # closed by the server
+    finally:
+        server.kill()
+    if patched:
+        assert took < graceful - 1.5, took
+    else:
+        assert took >= graceful - 0.2, took  # the patch is still needed
 
 
 # --- nameko ------------------------------------------------------------------------------------

@@ -105,9 +105,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 # keep-alive clients in the listen backlog (bench/many_clients.py)
                 "--worker-connections", str(settings.gateway_connections),
                 "--bind", settings.bind, "--graceful-timeout", "35", "--timeout", "60",
-                # gunicorn's default, 2 s, closes a worker's pooled connection while it works on
-                # a task: its next get races the close and meets a reset (seen in the suite)
-                "--keep-alive", str(settings.gateway_keepalive),
+                # gunicorn's --keep-alive (2 s) stays the time to send a first request; the pause
+                # allowed between two is TT_GATEWAY_KEEPALIVE (tracker/patches.py)
                 # one control socket path per user would be shared by every gateway on the machine
                 "--no-control-socket",
                 # no access log unless asked: even logging to /dev/null formats every line

@@ -301,9 +301,96 @@ def one_write_response() -> type:
     return OneWriteResponse
 
 
-def apply_gateway_patches(error_headers: dict[str, str]) -> None:
+def _shut(sock) -> None:
+    """End a connection from our side: a greenlet blocked reading it reads EOF and closes it."""
+    import socket
+    from contextlib import suppress
+
+    with suppress(OSError):  # already gone
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def keep_alive_between_requests(idle_seconds: float) -> type:
+    """gunicorn's gevent worker, except for how long a connection may wait for its next request.
+
+    gunicorn gives every request on a connection ``--keep-alive`` seconds (2 by default) to arrive
+    whole: the first one, and each next one after an answer. That one value serves two ends. As
+    the time to send a request it should be short: a client that connects and sends nothing, or
+    trickles its headers, holds a connection slot for it (docs/PERFORMANCE.md, "Many clients").
+    As the time a client may pause between two requests it should be long: a worker running a
+    task, or a proxy reusing its pooled connections, sends its next request over a connection the
+    gateway may be closing at that very moment, and meets a reset (seen in the suite after a 2 s
+    pause; a load balancer's 502). So here the first request keeps gunicorn's ``--keep-alive``
+    and each next one gets ``idle_seconds`` (TT_GATEWAY_KEEPALIVE).
+
+    And a stopping worker ends the connections that wait between requests at once (gunicorn waits
+    for every open connection until ``--graceful-timeout``: one idle client held a stop 35 s,
+    measured 15.7 s against 3.9 s for a whole system); requests in flight still finish (gunicorn
+    then closes their connection itself). Patched in place: ``--worker-class gevent`` names it.
+    """
+    require("gunicorn", GUNICORN_VERSION, "GeventWorker.run/handle/timeout_ctx (keep-alive between requests)")
+    from contextlib import contextmanager
+
+    import gevent
+    from gunicorn.workers.ggevent import GeventWorker
+
+    GeventWorker.tt_idle_seconds = idle_seconds
+    if getattr(GeventWorker, "tt_keep_alive_patched", False):
+        return GeventWorker
+    run, handle = GeventWorker.run, GeventWorker.handle
+
+    def close_idle_when_stopping(worker) -> None:
+        while worker.alive:
+            gevent.sleep(0.2)
+        for sock in list(worker.tt_waiting):
+            _shut(sock)
+
+    def patched_run(self) -> None:
+        self.tt_connections, self.tt_waiting = {}, set()
+        closer = gevent.spawn(close_idle_when_stopping, self)
+        try:
+            run(self)
+        finally:
+            closer.kill()
+
+    def patched_handle(self, listener, client, addr) -> None:
+        me = gevent.getcurrent()
+        self.tt_connections[me] = [client, 0]  # the socket, requests asked for so far
+        try:
+            handle(self, listener, client, addr)
+        finally:
+            self.tt_connections.pop(me, None)
+            self.tt_waiting.discard(client)
+
+    @contextmanager
+    def next_request(self):
+        """base_async.handle's keep-alive loop reads each request inside this context."""
+        connection = self.tt_connections.get(gevent.getcurrent())
+        if connection is None:  # not through handle(): gunicorn's own behaviour
+            with gevent.Timeout(self.cfg.keepalive, False):
+                yield
+            return
+        sock, asked = connection
+        connection[1] = asked + 1
+        if asked:  # between two requests: idle, and closed at once when the worker stops
+            self.tt_waiting.add(sock)  # before the check: the closer's sweep or the check sees it
+            if not self.alive:
+                _shut(sock)
+        try:
+            with gevent.Timeout(self.tt_idle_seconds if asked else self.cfg.keepalive, False):
+                yield
+        finally:
+            self.tt_waiting.discard(sock)
+
+    GeventWorker.run, GeventWorker.handle, GeventWorker.timeout_ctx = patched_run, patched_handle, next_request
+    GeventWorker.tt_keep_alive_patched = True
+    return GeventWorker
+
+
+def apply_gateway_patches(error_headers: dict[str, str], idle_seconds: float) -> None:
     """In gunicorn's master, before workers fork (gateway/gunicorn_conf.py): JSON error pages
-    carrying ``error_headers``, and one-write responses."""
+    carrying ``error_headers``, one-write responses, ``idle_seconds`` of keep-alive between
+    requests (idle connections closed on stop)."""
     require("gunicorn", GUNICORN_VERSION, "util.write_error / wsgi.Response")
     from gunicorn import util
     from gunicorn.http import wsgi
@@ -313,3 +400,4 @@ def apply_gateway_patches(error_headers: dict[str, str]) -> None:
     util.write_error = json_error_writer(error_headers)
     # wsgi.create builds each response through this module global.
     wsgi.Response = one_write_response()
+    keep_alive_between_requests(idle_seconds)
