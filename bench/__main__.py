@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:  # tests.harness lives at the repository root
     sys.path.insert(0, str(ROOT))
 
 from bench import admin, floor, parts, report  # noqa: E402
-from bench.env import BenchSystem  # noqa: E402
+from bench.env import RUN_SH_ENV, BenchSystem  # noqa: E402
 from tests.harness import PG_ADMIN  # noqa: E402
 
 PARTS = ("cycle", "floor", "bulk", "growth", "replicas", "stats", "admin")
@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"meta": {
         "stamp": stamp, "quick": args.quick, "git_rev": git_rev(), "cores": psutil.cpu_count(),
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()], "run_args": run_args(args),
+        "queue_type": {**os.environ, **RUN_SH_ENV}.get("TT_QUEUE_TYPE", "quorum"),
         "parts": args.parts, "where_level": args.where_level,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }}

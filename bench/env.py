@@ -4,6 +4,7 @@ worker accounts, submit grants, and queued tasks loaded directly into the databa
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -13,6 +14,10 @@ from pathlib import Path
 from bench import floor
 from bench.cpu import CpuProbe
 from tests.harness import Api, System
+
+# The configuration ./run.sh runs on the local broker (classic service queues, run.sh), unless the
+# environment chooses (TT_QUEUE_TYPE=quorum ./bench/run.sh …).
+RUN_SH_ENV = {} if os.environ.get("TT_QUEUE_TYPE") else {"TT_QUEUE_TYPE": "classic"}
 
 
 class BenchSystem:
@@ -26,7 +31,7 @@ class BenchSystem:
 
     # --- lifecycle --------------------------------------------------------------------------------
     def __enter__(self) -> BenchSystem:
-        self.system = System.create(self.tmp)
+        self.system = System.create(self.tmp, **RUN_SH_ENV)
         self.log(f"  starting tracker run {' '.join(self.run_args)} (db/vhost {self.system.name})")
         started = time.monotonic()
         try:

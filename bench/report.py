@@ -45,7 +45,8 @@ def render(results: dict) -> str:
     meta = results["meta"]
     run = " ".join(meta["run_args"]) or "(defaults)"
     parts = [f"task_tracker benchmark {meta['stamp']}  ({'quick' if meta['quick'] else 'full'};"
-             f" rev {meta['git_rev']}; {meta['cores']} cores; tracker run {run})",
+             f" rev {meta['git_rev']}; {meta['cores']} cores; tracker run {run};"
+             f" {meta.get('queue_type', 'quorum')} service queues)",
              f"PostgreSQL: {meta.get('postgres', {})}"]
     if "cycle" in results:
         c = results["cycle"]
