@@ -105,8 +105,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 # keep-alive clients in the listen backlog (bench/many_clients.py)
                 "--worker-connections", str(settings.gateway_connections),
                 "--bind", settings.bind, "--graceful-timeout", "35", "--timeout", "60",
-                # gunicorn's --keep-alive (2 s) stays the time to send a first request; the pause
-                # allowed between two is TT_GATEWAY_KEEPALIVE (tracker/patches.py)
+                # the time a new connection has to send its first request whole; the pause allowed
+                # between two requests is TT_GATEWAY_KEEPALIVE (tracker/patches.py)
+                "--keep-alive", "2",
                 # one control socket path per user would be shared by every gateway on the machine
                 "--no-control-socket",
                 # no access log unless asked: even logging to /dev/null formats every line
