@@ -1,8 +1,9 @@
-"""A keep-alive connection outlives a worker's pause between two requests (TT_GATEWAY_KEEPALIVE).
+"""A keep-alive connection outlives a worker's pause between two requests (TT_GATEWAY_KEEPALIVE),
+while a connection that sends no request is still closed after gunicorn's 2 s (tracker/patches.py).
 
-With gunicorn's default (2 s) the gateway closed an idle connection while the client still held it
-in its pool: the client's next request, sent as the close happened, met a reset (seen in the
-suite: a test that slept 2 s between two gets of the same worker).
+With gunicorn's 2 s between requests too, the gateway closed an idle connection while the client
+still held it in its pool: the client's next request, sent as the close happened, met a reset (seen
+in the suite: a test that slept 2 s between two gets of the same worker).
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
+from contextlib import contextmanager, suppress
 from functools import cache
 from importlib.metadata import version
 from typing import Any
@@ -303,9 +305,6 @@ def one_write_response() -> type:
 
 def _shut(sock) -> None:
     """End a connection from our side: a greenlet blocked reading it reads EOF and closes it."""
-    import socket
-    from contextlib import suppress
-
     with suppress(OSError):  # already gone
         sock.shutdown(socket.SHUT_RDWR)
 
@@ -329,8 +328,6 @@ def keep_alive_between_requests(idle_seconds: float) -> type:
     then closes their connection itself). Patched in place: ``--worker-class gevent`` names it.
     """
     require("gunicorn", GUNICORN_VERSION, "GeventWorker.run/handle/timeout_ctx (keep-alive between requests)")
-    from contextlib import contextmanager
-
     import gevent
     from gunicorn.workers.ggevent import GeventWorker
 
@@ -365,11 +362,7 @@ def keep_alive_between_requests(idle_seconds: float) -> type:
     @contextmanager
     def next_request(self):
         """base_async.handle's keep-alive loop reads each request inside this context."""
-        connection = self.tt_connections.get(gevent.getcurrent())
-        if connection is None:  # not through handle(): gunicorn's own behaviour
-            with gevent.Timeout(self.cfg.keepalive, False):
-                yield
-            return
+        connection = self.tt_connections[gevent.getcurrent()]  # set by patched_handle
         sock, asked = connection
         connection[1] = asked + 1
         if asked:  # between two requests: idle, and closed at once when the worker stops
