@@ -14,6 +14,9 @@ import pytest
 
 from tests.harness import migrated_database
 
+# One pytest process runs the whole module: its fixture builds a database of its own with a queued load once.
+pytestmark = pytest.mark.xdist_group("test_assign_sql")
+
 
 @pytest.fixture
 def scene(system, api, make_project):

@@ -16,6 +16,9 @@ import pytest
 
 from tests.harness import Api, System, assert_error
 
+# One pytest process runs the whole module: its fixture builds a system of its own (public logs off) once.
+pytestmark = pytest.mark.xdist_group("test_logs")
+
 LEVELS = {"trace": 7, "info": 5, "warn": 4, "error": 3}
 ENTRY_KEYS = {"level", "message", "timestamp", "data"}
 

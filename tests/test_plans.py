@@ -32,6 +32,10 @@ from services.task_svc.messages import TaskResult, TaskStatus
 from tests.harness import migrated_database
 from tracker.wording import TASK_READY_CHANNEL
 
+# One pytest process runs the whole module: its fixture builds a database of its own
+# (two 200,000-task bulk loads) once.
+pytestmark = pytest.mark.xdist_group("test_plans")
+
 ROOT = Path(__file__).resolve().parent.parent
 BULK = 200_000
 OLD, NEW, STALE_NEW = 1, 2, 3
