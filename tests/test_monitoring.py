@@ -18,9 +18,6 @@ import pytest
 
 from tests.harness import Api, System, assert_error, assert_ok, submitted
 
-# One pytest process runs the whole module: its fixture builds a system of its own (snapshots every second) once.
-pytestmark = pytest.mark.xdist_group("test_monitoring")
-
 UNKNOWN = 1 << 62
 INT31_MAX = (1 << 31) - 1
 READ, EDIT, MANAGE_ACCESS, SECRET, MAINTENANCE, ALL = 1, 2, 4, 8, 16, 31

@@ -34,10 +34,6 @@ from tests.harness import ROOT, Api, System
 from tests.security.util import assert_error, assert_ok, sql, uname, unchanged
 from tracker.throttle import subject
 
-# One pytest process runs the whole module: its fixture builds a system of its own
-# (abuse limits on, real Argon2 cost) once.
-pytestmark = pytest.mark.xdist_group("test_review_limits")
-
 PAIR_LIMIT, ADDRESS_LIMIT, WORKER_LIMIT = 10, 40, 20
 PASSWORD = "tt-test-password"
 PUBLIC_ORIGIN = "https://tracker.example"
